@@ -1,0 +1,249 @@
+//! A resumable write of one message's content.
+
+use std::fs::{self, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+
+use redb::ReadableTable;
+use sha2::{Digest, Sha256};
+
+use super::tables::{self, PartialRecord, MESSAGES, PARTIAL};
+use super::{blocking, insert_message, Error, Store, Stored};
+use crate::message::{Header, MessageId};
+
+/// An open transfer: append chunks at the held offset, then [`Transfer::finish`].
+///
+/// Holding a `Transfer` reserves the message id: a second [`Store::begin_write`] for it gets
+/// [`Error::Busy`] until this one is finished or dropped. Dropping it keeps the partial bytes,
+/// so a later transfer resumes at [`Transfer::offset`].
+#[derive(Debug)]
+pub struct Transfer {
+    store: Store,
+    header: Header,
+    file: Option<fs::File>,
+    held: u64,
+    hasher: Option<Sha256>,
+    _active: ActiveGuard,
+}
+
+/// Releases the id's writer slot when the transfer ends, however it ends.
+#[derive(Debug)]
+struct ActiveGuard {
+    store: Store,
+    id: MessageId,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.store.active_lock().remove(&self.id);
+    }
+}
+
+impl Transfer {
+    pub(super) async fn begin(store: Store, header: Header) -> Result<Self, Error> {
+        let id = header.id;
+        if !store.active_lock().insert(id) {
+            return Err(Error::Busy(id));
+        }
+        let guard = ActiveGuard {
+            store: store.clone(),
+            id,
+        };
+        let record = tables::encode(&PartialRecord {
+            header: header.clone(),
+            started_ms: crate::message::now_ms(),
+        })?;
+        // Register the partial row before any byte lands, so recovery keeps the file.
+        store
+            .inner
+            .writer
+            .write(move |txn| {
+                let key = id.as_bytes().as_slice();
+                if txn.open_table(MESSAGES)?.get(key)?.is_some() {
+                    return Err(Error::AlreadyStored(id));
+                }
+                let mut partial = txn.open_table(PARTIAL)?;
+                if partial.get(key)?.is_none() {
+                    partial.insert(key, record.as_slice())?;
+                }
+                Ok(())
+            })
+            .await?;
+        let path = store.partial_path(&id);
+        let length = header.length;
+        let (file, held, hasher) = blocking(move || {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(Error::io(&path))?;
+            let mut held = file.metadata().map_err(Error::io(&path))?.len();
+            if held > length {
+                // Cannot be ours; start over rather than trust it.
+                file.set_len(0).map_err(Error::io(&path))?;
+                held = 0;
+            }
+            // Re-hash what is held so the final check covers every byte.
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut left = held;
+            while left > 0 {
+                let n = (left as usize).min(buf.len());
+                file.read_exact(&mut buf[..n]).map_err(Error::io(&path))?;
+                hasher.update(&buf[..n]);
+                left -= n as u64;
+            }
+            Ok((file, held, hasher))
+        })
+        .await?;
+        if held > 0 {
+            tracing::debug!(id = %id.short(), held, "resuming partial message");
+        }
+        Ok(Self {
+            store,
+            header,
+            file: Some(file),
+            held,
+            hasher: Some(hasher),
+            _active: guard,
+        })
+    }
+
+    /// The header being received.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Bytes held: the only offset [`Transfer::append`] accepts.
+    pub fn offset(&self) -> u64 {
+        self.held
+    }
+
+    /// Whether every byte has arrived.
+    pub fn is_complete(&self) -> bool {
+        self.held == self.header.length
+    }
+
+    /// Appends `data` at `offset`, which must equal [`Transfer::offset`]. Returns the new offset.
+    pub async fn append(&mut self, offset: u64, data: Vec<u8>) -> Result<u64, Error> {
+        if offset != self.held {
+            return Err(Error::IncorrectOffset {
+                got: offset,
+                have: self.held,
+            });
+        }
+        let end = offset.saturating_add(data.len() as u64);
+        if end > self.header.length {
+            return Err(Error::TooLong {
+                end,
+                length: self.header.length,
+            });
+        }
+        if data.is_empty() {
+            return Ok(self.held);
+        }
+        let (Some(file), Some(mut hasher)) = (self.file.take(), self.hasher.take()) else {
+            return Err(Error::Shutdown);
+        };
+        let path = self.store.partial_path(&self.header.id);
+        let (file, hasher) = blocking(move || {
+            file.write_all_at(&data, offset).map_err(Error::io(&path))?;
+            hasher.update(&data);
+            Ok((file, hasher))
+        })
+        .await?;
+        self.file = Some(file);
+        self.hasher = Some(hasher);
+        self.held = end;
+        Ok(end)
+    }
+
+    /// Verifies the sha256 and makes the message visible, atomically and durably.
+    /// On a mismatch the partial data is discarded and [`Error::ContentMismatch`] returned.
+    pub async fn finish(mut self) -> Result<Stored, Error> {
+        let id = self.header.id;
+        if !self.is_complete() {
+            return Err(Error::Incomplete {
+                held: self.held,
+                length: self.header.length,
+            });
+        }
+        let (Some(file), Some(hasher)) = (self.file.take(), self.hasher.take()) else {
+            return Err(Error::Shutdown);
+        };
+        let store = self.store.clone();
+        if <[u8; 32]>::from(hasher.finalize()) != self.header.sha256 {
+            drop(file);
+            self.discard().await?;
+            return Err(Error::ContentMismatch(id));
+        }
+        let inline = self.header.length <= store.inner.config.inline_max;
+        let partial = store.partial_path(&id);
+        let content = store.content_path(&id);
+        let dir = store.inner.dir.clone();
+        let inline_bytes = blocking(move || {
+            if inline {
+                let mut bytes = Vec::new();
+                let mut file = file;
+                file.read_exact_at_all(&mut bytes)
+                    .map_err(Error::io(&partial))?;
+                return Ok(Some(bytes));
+            }
+            file.sync_all().map_err(Error::io(&partial))?;
+            drop(file);
+            fs::rename(&partial, &content).map_err(Error::io(&content))?;
+            crate::identity::sync_dir(&dir.join("content"))
+                .map_err(Error::io(dir.join("content")))?;
+            Ok(None)
+        })
+        .await?;
+        let stored = Stored {
+            header: self.header.clone(),
+            received_ms: crate::message::now_ms(),
+            inline,
+        };
+        let record = tables::encode(&stored)?;
+        let header = self.header.clone();
+        let result = store
+            .inner
+            .writer
+            .write(move |txn| insert_message(txn, &header, &record, inline_bytes.as_deref()))
+            .await;
+        if inline {
+            let path = store.partial_path(&id);
+            blocking(move || super::remove_if_exists(&path)).await?;
+        }
+        result?;
+        tracing::debug!(id = %id.short(), length = stored.header.length, "stored message");
+        Ok(stored)
+    }
+
+    /// Drops the partial data and its row.
+    async fn discard(&self) -> Result<(), Error> {
+        let id = self.header.id;
+        self.store
+            .inner
+            .writer
+            .write(move |txn| {
+                txn.open_table(PARTIAL)?.remove(id.as_bytes().as_slice())?;
+                Ok(())
+            })
+            .await?;
+        let path = self.store.partial_path(&id);
+        blocking(move || super::remove_if_exists(&path)).await
+    }
+}
+
+trait ReadAll {
+    fn read_exact_at_all(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()>;
+}
+
+impl ReadAll for fs::File {
+    fn read_exact_at_all(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        self.seek(SeekFrom::Start(0))?;
+        self.read_to_end(buf).map(|_| ())
+    }
+}
