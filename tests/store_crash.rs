@@ -15,7 +15,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 fn content(i: u64) -> Vec<u8> {
     // Mix small (inline) and large (file) contents.
-    let len = if i % 3 == 0 {
+    let len = if i.is_multiple_of(3) {
         300_000 + i as usize * 7
     } else {
         100 + i as usize
@@ -42,7 +42,7 @@ async fn crash_child() -> anyhow::Result<()> {
             chains: Vec::new(),
         }
         .sign(&id, &body)?;
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             // Large: several appends, the way a push arrives.
             let mut t = store.begin_write(header.clone()).await?;
             for chunk in body.chunks(65_536) {

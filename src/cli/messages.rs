@@ -1,0 +1,84 @@
+//! `mule inbox` and `mule list`.
+
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::control::{client, views, MessageView, Request, Response};
+use crate::identity::Identity;
+use crate::store::Store;
+
+/// Options of `mule inbox` / `mule list`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which messages.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Which {
+    Inbox,
+    All,
+}
+
+pub(super) async fn run(data_dir: PathBuf, args: Args, which: Which) -> anyhow::Result<()> {
+    let request = match which {
+        Which::Inbox => Request::Inbox,
+        Which::All => Request::List,
+    };
+    let views = match client::call(&data_dir, &request).await {
+        Ok(Response::Messages(v)) => v,
+        Ok(Response::Error(e)) => anyhow::bail!("{e}"),
+        Ok(other) => anyhow::bail!("unexpected answer from the node: {other:?}"),
+        Err(client::Error::NotRunning(_)) => {
+            // No node: read the store directly.
+            let dir = data_dir.clone();
+            let identity =
+                tokio::task::spawn_blocking(move || Identity::load_or_create(&dir)).await??;
+            let store = Store::open(super::store_dir(&data_dir), Default::default()).await?;
+            let v = match which {
+                Which::Inbox => views::inbox(&store, &data_dir, &identity.peer_id()).await?,
+                Which::All => views::list(&store).await?,
+            };
+            store.close().await?;
+            v
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+    } else if views.is_empty() {
+        println!("no messages");
+    } else {
+        for v in &views {
+            print_view(v);
+        }
+    }
+    Ok(())
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn print_view(v: &MessageView) {
+    println!(
+        "{}  from {}  to {}  {}  {} bytes  {} hop{}",
+        &v.id[..16],
+        v.sender,
+        v.recipient,
+        time(v.created_ms),
+        v.length,
+        v.hops.len(),
+        if v.hops.len() == 1 { "" } else { "s" }
+    );
+    if let Some(text) = &v.text {
+        for line in text.lines() {
+            println!("    {line}");
+        }
+    }
+    if let Some(file) = &v.file {
+        println!("    saved to {file}");
+    }
+}

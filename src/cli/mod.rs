@@ -1,0 +1,59 @@
+//! The `mule` command line: one file per subcommand. Errors become `anyhow` here and nowhere else.
+
+mod id;
+mod messages;
+mod node;
+mod send;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// mule: a delay-tolerant peer-to-peer messenger.
+#[derive(Debug, Parser)]
+#[command(name = "mule", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the identity, the store and the control socket live
+    /// [default: the platform data dir, e.g. ~/.local/share/mule].
+    #[arg(long, global = true, env = crate::identity::DATA_DIR_ENV)]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node until Ctrl-C / SIGTERM.
+    Node(node::Args),
+    /// Send a message (through the running node, or stored for it to relay when started).
+    Send(send::Args),
+    /// Messages addressed to this node or to everyone.
+    Inbox(messages::Args),
+    /// Every message this node holds (the relay view).
+    List(messages::Args),
+    /// Peers, selection, queues and counters of the running node.
+    Status(status::Args),
+    /// This node's peer id and public key (creating the identity if there is none).
+    Id(id::Args),
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = crate::identity::data_dir(cli.data_dir)?;
+    match cli.command {
+        Command::Node(args) => node::run(data_dir, args).await,
+        Command::Send(args) => send::run(data_dir, args).await,
+        Command::Inbox(args) => messages::run(data_dir, args, messages::Which::Inbox).await,
+        Command::List(args) => messages::run(data_dir, args, messages::Which::All).await,
+        Command::Status(args) => status::run(data_dir, args).await,
+        Command::Id(args) => id::run(data_dir, args).await,
+    }
+}
+
+/// The store directory inside a data dir.
+fn store_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("store")
+}

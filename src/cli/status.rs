@@ -1,0 +1,49 @@
+//! `mule status`.
+
+use std::path::PathBuf;
+
+use crate::control::{client, Request, Response};
+
+/// Options of `mule status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
+    let status = match client::call(&data_dir, &Request::Status).await? {
+        Response::Status(s) => s,
+        Response::Error(e) => anyhow::bail!("{e}"),
+        other => anyhow::bail!("unexpected answer from the node: {other:?}"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!("peer id:   {}", status.peer_id);
+    for a in &status.listen_addrs {
+        println!("listening: {a}");
+    }
+    println!("messages:  {}", status.messages);
+    println!(
+        "peers:     {} known, {} connected, {} selected",
+        status.known_peers,
+        status.connected_peers.len(),
+        status.selected_peers.len()
+    );
+    for p in &status.selected_peers {
+        let queued = status.queues.get(p).copied().unwrap_or(0);
+        println!("  selected {p}  ({queued} queued)");
+    }
+    let c = &status.counters;
+    println!(
+        "sent:      {} messages, {} bytes\nreceived:  {} messages, {} bytes ({} transfers, {} duplicates)",
+        c.messages_sent, c.bytes_sent, c.messages_received, c.bytes_received, c.content_transfers, c.duplicates
+    );
+    for (reason, n) in &c.rejections {
+        println!("rejected:  {n} {reason}");
+    }
+    Ok(())
+}

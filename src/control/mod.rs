@@ -1,0 +1,65 @@
+//! The local control socket: how `mule send`, `inbox`, `list` and `status` talk to a running node.
+//!
+//! A Unix socket at `<data-dir>/control.sock`, owner-only (0600). One JSON request per
+//! connection, one JSON line back. Only the owner of the data dir can connect, so the socket
+//! carries no authentication of its own.
+
+pub mod client;
+pub mod server;
+pub mod views;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::Status;
+pub use views::MessageView;
+
+/// Socket file name inside the data dir.
+pub const SOCKET: &str = "control.sock";
+/// Largest request line the server reads.
+pub const MAX_REQUEST: u64 = 64 * 1024;
+/// Largest response the client reads.
+pub const MAX_RESPONSE: u64 = 256 << 20;
+
+/// The socket path for a data dir.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET)
+}
+
+/// A control request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Sign, store and relay a new message.
+    Send {
+        /// Recipient: a peer id, a name, or `*`.
+        to: String,
+        /// Text content.
+        text: Option<String>,
+        /// Or a file to send (absolute path, read by the node).
+        file: Option<PathBuf>,
+        /// Lifespan in milliseconds.
+        lifespan_ms: u64,
+    },
+    /// Every complete message held.
+    List,
+    /// Messages addressed to this node or to everyone.
+    Inbox,
+    /// Peers and counters.
+    Status,
+}
+
+/// A control response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Response {
+    /// The new message's id.
+    Sent(String),
+    /// Messages.
+    Messages(Vec<MessageView>),
+    /// Node status.
+    Status(Box<Status>),
+    /// The request failed.
+    Error(String),
+}

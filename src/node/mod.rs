@@ -1,0 +1,470 @@
+//! A running mule node: store + network + peer manager, in one value that tests can start many
+//! times in one process.
+//!
+//! Tasks: the network [`EventLoop`](crate::net::EventLoop) owns the Swarm; the node's main task
+//! (the peer manager) starts and stops one [`sync`] task per selected peer and spawns an
+//! [`inbound`] task per request; a maintenance tick closes stalled transfers and collects
+//! expired messages. See `diagrams/message-flow.svg`.
+
+pub mod auth;
+pub mod backoff;
+pub mod counters;
+mod inbound;
+pub mod send;
+mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::identity::{self, Identity};
+use crate::message::{Limits, MessageId};
+use crate::net::{self, Event};
+use crate::store::{self, Delivery, Store, Stored};
+use auth::Authoriser;
+use counters::{Counters, Snapshot};
+
+pub use send::Content;
+
+/// Node settings; `Default` plus the `with_*` methods cover tests and the CLI.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the key, the store and the control socket live.
+    pub data_dir: PathBuf,
+    /// Network settings.
+    pub net: net::Config,
+    /// Store settings.
+    pub store: store::Config,
+    /// Header limits (max hops, size, lifespan, clock skew).
+    pub limits: Limits,
+    /// Push chunk size.
+    pub chunk_size: usize,
+    /// Push chunks in flight per peer.
+    pub push_window: usize,
+    /// How often expired messages are collected.
+    pub collect_interval: Duration,
+    /// Whether to serve the control socket (`mule send`, `status`, ... against a running node).
+    pub control_socket: bool,
+}
+
+impl Config {
+    /// Defaults for a node keeping its state in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            net: net::Config::default(),
+            store: store::Config::default(),
+            limits: Limits::default(),
+            chunk_size: crate::protocol::push::DEFAULT_CHUNK,
+            push_window: 16,
+            collect_interval: Duration::from_secs(60),
+            control_socket: true,
+        }
+    }
+
+    /// A node for in-process tests: loopback TCP on an OS-chosen port, no mDNS, no control socket.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Self::new(data_dir);
+        config.net.listen = vec!["/ip4/127.0.0.1/tcp/0"
+            .parse()
+            .into_iter()
+            .collect::<Vec<Multiaddr>>()]
+        .into_iter()
+        .flatten()
+        .collect();
+        config.net.mdns = false;
+        config.control_socket = false;
+        config
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The identity could not be loaded.
+    #[error(transparent)]
+    Identity(#[from] identity::Error),
+    /// The store could not be opened or failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The network could not start.
+    #[error(transparent)]
+    Net(#[from] net::Error),
+    /// A request to the network task failed.
+    #[error(transparent)]
+    Request(#[from] net::RequestError),
+    /// The control socket could not be served.
+    #[error("control socket: {0}")]
+    Control(String),
+    /// A message to send was refused before it left.
+    #[error("cannot send: {0}")]
+    Send(String),
+}
+
+/// What happens inside a node, for tests and the CLI.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    /// A message was stored complete (`from` = the peer that pushed it; `None` = sent locally).
+    Stored {
+        /// The message.
+        id: MessageId,
+        /// Who pushed it.
+        from: Option<PeerId>,
+    },
+    /// A chunk of a message was stored; `offset` is the new held length.
+    Chunk {
+        /// The message.
+        id: MessageId,
+        /// Who pushed it.
+        peer: PeerId,
+        /// Bytes held.
+        offset: u64,
+    },
+    /// The node listens on an address (with `/p2p/<id>`).
+    Listening(Multiaddr),
+}
+
+/// `mule status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// This node.
+    pub peer_id: String,
+    /// Where it listens.
+    pub listen_addrs: Vec<String>,
+    /// Peers with an open connection.
+    pub connected_peers: Vec<String>,
+    /// Peers ring selection chose.
+    pub selected_peers: Vec<String>,
+    /// Peers discovery reported.
+    pub known_peers: usize,
+    /// Messages waiting to be pushed, per selected peer.
+    pub queues: BTreeMap<String, usize>,
+    /// Complete messages held.
+    pub messages: u64,
+    /// Traffic counters.
+    pub counters: Snapshot,
+}
+
+/// State shared by a node's tasks.
+pub(crate) struct Ctx {
+    peer_id: PeerId,
+    identity: Identity,
+    store: Store,
+    net: net::Handle,
+    counters: Counters,
+    auth: Authoriser,
+    limits: Limits,
+    config: Config,
+    /// Ids of newly stored messages, for the sync tasks.
+    news: broadcast::Sender<MessageId>,
+    /// Everything else, for observers.
+    events: broadcast::Sender<NodeEvent>,
+    queues: Mutex<BTreeMap<String, usize>>,
+    listen: Mutex<Vec<Multiaddr>>,
+}
+
+impl Ctx {
+    fn set_queue(&self, peer: PeerId, len: usize) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_string(), len);
+    }
+
+    fn remove_queue(&self, peer: PeerId) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&peer.to_string());
+    }
+
+    /// Whether `stored` should be offered to `peer` at all: not back to a relay it came
+    /// through, not to its sender, within the hop limit, and allowed by the access policy.
+    fn should_offer(&self, peer: &PeerId, stored: &Stored) -> bool {
+        let header = &stored.header;
+        let peer_bytes = peer.to_bytes();
+        if header
+            .hops
+            .iter()
+            .any(|h| h.as_slice() == peer_bytes.as_slice())
+        {
+            return false;
+        }
+        if identity::public_key_of(peer) == Some(header.sender) {
+            return false;
+        }
+        let relayed = usize::from(header.sender != self.identity.public_key());
+        if header.hops.len() + relayed > self.limits.max_hops {
+            return false;
+        }
+        self.auth.push_to(peer, header).is_ok()
+    }
+
+    async fn record(&self, id: MessageId, peer: PeerId, state: Delivery) {
+        if let Err(e) = self.store.set_delivery(id, peer.to_bytes(), state).await {
+            tracing::warn!(error = %e, "cannot record delivery state");
+        }
+    }
+
+    /// A new message is stored locally: every sync task offers it.
+    fn announce(&self, id: MessageId, from: Option<PeerId>) {
+        let _ = self.news.send(id);
+        let _ = self.events.send(NodeEvent::Stored { id, from });
+    }
+}
+
+/// A running node. Cheap to clone; [`Node::shutdown`] stops it.
+#[derive(Clone)]
+pub struct Node {
+    ctx: Arc<Ctx>,
+    stop: watch::Sender<bool>,
+    tasks: Arc<tokio::sync::Mutex<Option<JoinSet<()>>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.ctx.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Capacity of the new-message broadcast; a sync task that lags behind does a full pass.
+const NEWS_CAPACITY: usize = 4096;
+/// How often stalled inbound transfers are reaped.
+const MAINTENANCE_TICK: Duration = Duration::from_secs(5);
+
+impl Node {
+    /// Loads (or creates) the identity in `config.data_dir` and starts the node.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let dir = config.data_dir.clone();
+        let identity = tokio::task::spawn_blocking(move || Identity::load_or_create(&dir))
+            .await
+            .map_err(|e| Error::Control(e.to_string()))??;
+        Self::start_with(identity, config).await
+    }
+
+    /// Starts a node with a given identity.
+    pub async fn start_with(identity: Identity, config: Config) -> Result<Self, Error> {
+        let store = Store::open(config.data_dir.join("store"), config.store.clone()).await?;
+        let (net, events, event_loop) = net::new(&identity, config.net.clone())?;
+        let (news, _) = broadcast::channel(NEWS_CAPACITY);
+        let (node_events, _) = broadcast::channel(NEWS_CAPACITY);
+        let ctx = Arc::new(Ctx {
+            peer_id: identity.peer_id(),
+            identity,
+            store,
+            net,
+            counters: Counters::default(),
+            auth: Authoriser::allow_all(),
+            limits: config.limits.clone(),
+            config,
+            news,
+            events: node_events,
+            queues: Mutex::new(BTreeMap::new()),
+            listen: Mutex::new(Vec::new()),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(event_loop.run());
+        tasks.spawn(manage(ctx.clone(), events, stop_rx.clone()));
+        let node = Self {
+            ctx,
+            stop,
+            tasks: Arc::new(tokio::sync::Mutex::new(None)),
+        };
+        if node.ctx.config.control_socket {
+            let server = crate::control::server::bind(&node.ctx.config.data_dir)
+                .map_err(|e| Error::Control(e.to_string()))?;
+            tasks.spawn(crate::control::server::serve(server, node.clone(), stop_rx));
+        }
+        *node.tasks.lock().await = Some(tasks);
+        tracing::info!(peer_id = %node.ctx.peer_id, "node started");
+        Ok(node)
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.ctx.peer_id
+    }
+
+    /// The node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.ctx.identity
+    }
+
+    /// The store (read access for the CLI and tests).
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    /// The network handle (tests craft requests with it).
+    pub fn net(&self) -> &net::Handle {
+        &self.ctx.net
+    }
+
+    /// The node's settings.
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// Traffic counters now.
+    pub fn counters(&self) -> Snapshot {
+        self.ctx.counters.snapshot()
+    }
+
+    /// Observes what the node does (stored messages, chunks, listen addresses).
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.ctx.events.subscribe()
+    }
+
+    /// Addresses the node listens on so far (with `/p2p/<id>`).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.ctx
+            .listen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until the node listens on at least one address, at most `timeout`.
+    pub async fn wait_listening(&self, timeout: Duration) -> Option<Vec<Multiaddr>> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let addrs = self.listen_addrs();
+            if !addrs.is_empty() {
+                return Some(addrs);
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return None,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Peers, selection, queues and counters.
+    pub async fn status(&self) -> Result<Status, Error> {
+        let net = self.ctx.net.status().await?;
+        let messages = self.ctx.store.len().await?;
+        let strings = |v: &[PeerId]| v.iter().map(ToString::to_string).collect();
+        Ok(Status {
+            peer_id: self.ctx.peer_id.to_string(),
+            listen_addrs: self
+                .listen_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            connected_peers: strings(&net.connected),
+            selected_peers: strings(&net.selected),
+            known_peers: net.known,
+            queues: self
+                .ctx
+                .queues
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            messages,
+            counters: self.ctx.counters.snapshot(),
+        })
+    }
+
+    /// Whether a header is addressed to this node (its peer id, or everyone).
+    pub fn is_for_me(&self, header: &crate::message::Header) -> bool {
+        header.is_broadcast() || header.recipient == self.ctx.peer_id.to_string()
+    }
+
+    /// Stops every task, closes the network and the store. Other clones become inert.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        let _ = self.ctx.net.shutdown().await;
+        if let Some(mut tasks) = self.tasks.lock().await.take() {
+            while tasks.join_next().await.is_some() {}
+        }
+        let ctx = self.ctx.clone();
+        drop(self);
+        // Sync and inbound tasks hold the context until they end; they end on `stop`.
+        let store = ctx.store.clone();
+        drop(ctx);
+        match store.close().await {
+            // Another clone of this node (or a request task) still lives: the store closes
+            // when the last of them is dropped.
+            Err(store::Error::InUse) => Ok(()),
+            other => other.map_err(Error::from),
+        }
+    }
+}
+
+/// The peer manager: sync tasks per selected peer, a task per inbound request, maintenance.
+async fn manage(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch::Receiver<bool>) {
+    let span = tracing::info_span!("node", node = %ctx.peer_id);
+    async move {
+        let inbound = inbound::Handler::new(ctx.clone());
+        let mut syncs: HashMap<PeerId, watch::Sender<bool>> = HashMap::new();
+        let mut workers = JoinSet::new();
+        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+        let mut last_collect = Instant::now() - ctx.config.collect_interval;
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                Some(event) = events.peers.recv() => match event {
+                    Event::Selected(peer) => {
+                        let (tx, rx) = watch::channel(false);
+                        if let Some(old) = syncs.insert(peer, tx) {
+                            let _ = old.send(true);
+                        }
+                        workers.spawn(sync::run(ctx.clone(), peer, rx));
+                    }
+                    Event::Deselected(peer) => {
+                        if let Some(tx) = syncs.remove(&peer) {
+                            let _ = tx.send(true);
+                        }
+                    }
+                    Event::Listening(addr) => {
+                        ctx.listen.lock().unwrap_or_else(|p| p.into_inner()).push(addr.clone());
+                        let _ = ctx.events.send(NodeEvent::Listening(addr));
+                    }
+                    Event::Request { peer, inbound: req } => {
+                        workers.spawn(inbound.clone().handle(peer, req));
+                    }
+                },
+                Some(event) = events.requests.recv() => {
+                    if let Event::Request { peer, inbound: req } = event {
+                        workers.spawn(inbound.clone().handle(peer, req));
+                    }
+                }
+                _ = tick.tick() => {
+                    inbound.reap_idle(Instant::now());
+                    if last_collect.elapsed() >= ctx.config.collect_interval {
+                        last_collect = Instant::now();
+                        let store = ctx.store.clone();
+                        workers.spawn(async move {
+                            if let Err(e) = store.collect_expired(crate::message::now_ms()).await {
+                                tracing::warn!(error = %e, "expiry collection failed");
+                            }
+                        });
+                    }
+                }
+                Some(_) = workers.join_next(), if !workers.is_empty() => {}
+                else => break,
+            }
+        }
+        for tx in syncs.values() {
+            let _ = tx.send(true);
+        }
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+    .instrument(span)
+    .await
+}

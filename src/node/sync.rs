@@ -1,0 +1,393 @@
+//! One sync task per selected peer: diff what the peer lacks, push it in creation order, record
+//! the outcome in the store, back off on transient failures, and follow new messages as they come.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, FuturesOrdered, StreamExt};
+use libp2p::PeerId;
+use rand::Rng;
+use serde_bytes::ByteBuf;
+use tokio::sync::{broadcast, watch, Semaphore};
+use tracing::Instrument;
+
+use super::{backoff, Ctx};
+use crate::message::{now_ms, MessageId};
+use crate::node::counters::Counters;
+use crate::protocol::{diff, push, Code, Frame, WireError};
+use crate::store::{Delivery, Stored};
+
+/// Messages pushed to one peer concurrently (lets the receiver group-commit small messages).
+pub(super) const MESSAGE_CONCURRENCY: usize = 32;
+/// Restarts of one push after `incorrect-offset` before it counts as a transient failure.
+pub(super) const MAX_RESTARTS: u32 = 3;
+
+/// How one push ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The peer has it now (or had it: `duplicate`).
+    Delivered { duplicate: bool },
+    /// The peer will never take it.
+    Fatal(String),
+    /// Worth retrying later.
+    Transient(String),
+    /// The connection failed; stop this pass.
+    Connection(String),
+    /// Not attempted (the pass was aborted).
+    Skipped,
+}
+
+fn classify(e: WireError) -> Outcome {
+    match e.code {
+        Code::AlreadySeen => Outcome::Delivered { duplicate: true },
+        ref c if c.is_fatal() => Outcome::Fatal(e.to_string()),
+        _ => Outcome::Transient(e.to_string()),
+    }
+}
+
+/// A message to offer, with what we knew of its delivery to this peer.
+struct Candidate {
+    stored: Stored,
+    attempts: u32,
+}
+
+/// Runs until `stop` turns true (peer deselected, node shutting down).
+pub(super) async fn run(ctx: Arc<Ctx>, peer: PeerId, mut stop: watch::Receiver<bool>) {
+    let span = tracing::info_span!("sync", %peer);
+    async move {
+        let mut news = ctx.news.subscribe();
+        let mut full_pass = true;
+        let mut backlog: Vec<MessageId> = Vec::new();
+        let mut failures = 0u32;
+        'passes: loop {
+            if *stop.borrow() {
+                break;
+            }
+            let ids = if full_pass {
+                None
+            } else {
+                Some(std::mem::take(&mut backlog))
+            };
+            full_pass = false;
+            let pass = pass(&ctx, peer, ids).await;
+            ctx.set_queue(peer, 0);
+            let wake_at = if pass.connection_failed {
+                failures += 1;
+                let delay = backoff::delay(failures - 1, rand::thread_rng().gen());
+                tracing::debug!(?delay, "peer unreachable; backing off");
+                Some(tokio::time::Instant::now() + delay)
+            } else {
+                failures = 0;
+                pass.next_retry_ms.map(|at| {
+                    tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
+                })
+            };
+            // Wait for new messages, a retry time, or the end. While backing off from a broken
+            // connection, new messages only join the backlog; the next pass is a full one.
+            loop {
+                let sleep = async {
+                    match wake_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break 'passes,
+                    _ = sleep => {
+                        full_pass = true;
+                        break;
+                    }
+                    received = news.recv() => match received {
+                        Ok(id) => {
+                            backlog.push(id);
+                            while let Ok(id) = news.try_recv() {
+                                backlog.push(id);
+                            }
+                            if !pass.connection_failed {
+                                break;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            full_pass = true;
+                            if !pass.connection_failed {
+                                break;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break 'passes,
+                    },
+                }
+            }
+            if full_pass {
+                backlog.clear();
+            }
+        }
+        ctx.remove_queue(peer);
+        tracing::debug!("sync stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Pass {
+    connection_failed: bool,
+    next_retry_ms: Option<u64>,
+}
+
+/// Diffs and pushes either everything (`ids == None`) or just the given new messages.
+async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass {
+    let mut result = Pass {
+        connection_failed: false,
+        next_retry_ms: None,
+    };
+    let now = now_ms();
+    let peer_bytes = peer.to_bytes();
+    let rows = match ids {
+        None => ctx.store.deliveries_for(peer_bytes.clone(), now).await,
+        Some(ids) => {
+            let mut rows = Vec::new();
+            for id in ids {
+                match (
+                    ctx.store.get(id).await,
+                    ctx.store.delivery(id, peer_bytes.clone()).await,
+                ) {
+                    (Ok(Some(stored)), Ok(state)) => rows.push((stored, state)),
+                    (Ok(None), _) => {}
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "store read failed");
+                    }
+                }
+            }
+            Ok(rows)
+        }
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the store for a sync pass");
+            result.connection_failed = true;
+            return result;
+        }
+    };
+    let mut candidates = Vec::new();
+    for (stored, state) in rows {
+        let attempts = match state {
+            Some(s) if s.is_final() => continue,
+            Some(Delivery::Retry {
+                attempts,
+                next_attempt_ms,
+                ..
+            }) => {
+                if next_attempt_ms > now {
+                    let next = result.next_retry_ms.get_or_insert(next_attempt_ms);
+                    *next = (*next).min(next_attempt_ms);
+                    continue;
+                }
+                attempts
+            }
+            _ => 0,
+        };
+        if ctx.should_offer(&peer, &stored) {
+            candidates.push(Candidate { stored, attempts });
+        }
+    }
+    if candidates.is_empty() {
+        return result;
+    }
+    ctx.set_queue(peer, candidates.len());
+
+    // Diff in batches; keep only what the peer lacks, in creation order.
+    let mut lacking: Vec<Candidate> = Vec::new();
+    let mut candidates = candidates.into_iter().peekable();
+    while candidates.peek().is_some() {
+        let batch: Vec<Candidate> = candidates.by_ref().take(diff::MAX_IDS).collect();
+        let ids = batch.iter().map(|c| c.stored.header.id).collect();
+        let has = match ctx.net.diff(peer, diff::Request { ids }).await {
+            Ok(diff::Response::Has(has)) if has.len() == batch.len() => has,
+            Ok(other) => {
+                tracing::debug!(?other, "unusable diff answer");
+                result.connection_failed = true;
+                return result;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "diff failed");
+                result.connection_failed = true;
+                return result;
+            }
+        };
+        for (candidate, has) in batch.into_iter().zip(has) {
+            if has {
+                ctx.record(
+                    candidate.stored.header.id,
+                    peer,
+                    Delivery::Sent { at_ms: now_ms() },
+                )
+                .await;
+            } else {
+                lacking.push(candidate);
+            }
+        }
+    }
+    lacking.sort_by_key(|c| (c.stored.header.created_ms, c.stored.header.id));
+
+    let broken = Arc::new(AtomicBool::new(false));
+    let window = Arc::new(Semaphore::new(ctx.config.push_window.max(1)));
+    let pushes = lacking.into_iter().map(|candidate| {
+        let broken = broken.clone();
+        let window = window.clone();
+        let ctx = ctx.clone();
+        async move {
+            let outcome = if broken.load(Ordering::Relaxed) {
+                Outcome::Skipped
+            } else {
+                push_one(&ctx, peer, &candidate.stored, &window).await
+            };
+            if matches!(outcome, Outcome::Connection(_)) {
+                broken.store(true, Ordering::Relaxed);
+            }
+            (candidate, outcome)
+        }
+    });
+    let total = pushes.len();
+    let mut outcomes = stream::iter(pushes).buffer_unordered(MESSAGE_CONCURRENCY);
+    let mut left = total;
+    while let Some((candidate, outcome)) = outcomes.next().await {
+        left -= 1;
+        ctx.set_queue(peer, left);
+        let id = candidate.stored.header.id;
+        let state = match outcome {
+            Outcome::Delivered { duplicate } => {
+                if !duplicate {
+                    Counters::add(&ctx.counters.messages_sent, 1);
+                }
+                tracing::debug!(id = %id.short(), duplicate, "delivered");
+                Delivery::Sent { at_ms: now_ms() }
+            }
+            Outcome::Fatal(reason) => {
+                tracing::info!(id = %id.short(), %reason, "peer refused message");
+                Delivery::Failed {
+                    reason,
+                    at_ms: now_ms(),
+                }
+            }
+            Outcome::Transient(reason) | Outcome::Connection(reason) => {
+                let attempts = candidate.attempts + 1;
+                let delay = backoff::delay(attempts - 1, rand::thread_rng().gen());
+                let next_attempt_ms = now_ms() + delay.as_millis() as u64;
+                let next = result.next_retry_ms.get_or_insert(next_attempt_ms);
+                *next = (*next).min(next_attempt_ms);
+                Delivery::Retry {
+                    attempts,
+                    next_attempt_ms,
+                    last_error: reason,
+                }
+            }
+            Outcome::Skipped => continue,
+        };
+        ctx.record(id, peer, state).await;
+    }
+    if broken.load(Ordering::Relaxed) {
+        result.connection_failed = true;
+        let _ = ctx.net.report_error(peer).await;
+    }
+    result
+}
+
+/// Pushes one message: resume offset (for multi-chunk messages), then chunks with up to
+/// `window` requests in flight to this peer, restarting at the receiver's offset if told to.
+async fn push_one(
+    ctx: &Arc<Ctx>,
+    peer: PeerId,
+    stored: &Stored,
+    window: &Arc<Semaphore>,
+) -> Outcome {
+    let mut header = stored.header.clone();
+    let id = header.id;
+    if header.sender != ctx.identity.public_key() {
+        header.hops.push(ByteBuf::from(ctx.peer_id.to_bytes()));
+    }
+    let len = header.length;
+    let chunk = ctx.config.chunk_size.clamp(1, push::MAX_CHUNK) as u64;
+    let mut next = 0;
+    if len > chunk {
+        match ctx
+            .net
+            .push(peer, Frame::Ok(push::Request::ResumeOffset { id }))
+            .await
+        {
+            Ok(push::Response::Offset(n)) => next = n.min(len),
+            Ok(push::Response::Error(e)) => return classify(e),
+            Err(e) => return Outcome::Connection(e.to_string()),
+        }
+    }
+    let header = Arc::new(header);
+    let mut restarts = 0;
+    'restart: loop {
+        let mut inflight = FuturesOrdered::new();
+        let mut offset = next;
+        let mut sent_empty = false;
+        loop {
+            // Fill the window.
+            while offset < len || (len == 0 && !sent_empty) {
+                // With nothing in flight, wait for the window; otherwise take a slot if free.
+                let permit = if inflight.is_empty() {
+                    match window.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return Outcome::Transient("push window closed".into()),
+                    }
+                } else {
+                    match window.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    }
+                };
+                let n = chunk.min(len - offset);
+                let data = match ctx.store.read_range(id, offset, n).await {
+                    Ok(d) => d,
+                    Err(e) => return Outcome::Transient(format!("cannot read content: {e}")),
+                };
+                let request = push::Request::Chunk {
+                    header: Box::new((*header).clone()),
+                    offset,
+                    data,
+                };
+                let net = ctx.net.clone();
+                Counters::add(&ctx.counters.bytes_sent, n);
+                inflight.push_back(tokio::spawn(async move {
+                    let r = net.push(peer, Frame::Ok(request)).await;
+                    drop(permit);
+                    r
+                }));
+                offset += n;
+                sent_empty = len == 0;
+            }
+            let Some(joined) = inflight.next().await else {
+                return Outcome::Transient("push ended without an answer".into());
+            };
+            match joined {
+                Err(e) => return Outcome::Transient(format!("push task failed: {e}")),
+                Ok(Err(e)) => return Outcome::Connection(e.to_string()),
+                Ok(Ok(push::Response::Offset(n))) if n >= len => {
+                    return Outcome::Delivered { duplicate: false }
+                }
+                Ok(Ok(push::Response::Offset(_))) => {}
+                Ok(Ok(push::Response::Error(WireError {
+                    code: Code::IncorrectOffset { have },
+                    ..
+                }))) => {
+                    restarts += 1;
+                    if restarts > MAX_RESTARTS || have > len {
+                        return Outcome::Transient(format!("peer keeps asking for offset {have}"));
+                    }
+                    tracing::debug!(id = %id.short(), have, "resuming at the receiver's offset");
+                    next = have;
+                    // Let the requests still in flight finish; their answers no longer matter.
+                    drop(inflight);
+                    continue 'restart;
+                }
+                Ok(Ok(push::Response::Error(e))) => return classify(e),
+            }
+        }
+    }
+}
