@@ -31,8 +31,26 @@ pub(super) const SLOT_IDLE: Duration = Duration::from_secs(30);
 struct Slot {
     peer: PeerId,
     transfer: tokio::sync::Mutex<Option<Transfer>>,
-    held: watch::Sender<u64>,
+    progress: watch::Sender<Progress>,
     last_active: Mutex<Instant>,
+}
+
+/// Bytes held, and a generation that a `resume-offset` bumps: chunks still waiting from before
+/// the resume are stale (the sender will resend them) and must not be written after it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    held: u64,
+    generation: u64,
+}
+
+impl Slot {
+    fn held(&self) -> u64 {
+        self.progress.borrow().held
+    }
+
+    fn set_held(&self, held: u64) {
+        self.progress.send_modify(|p| p.held = held);
+    }
 }
 
 /// The inbound side of a node.
@@ -255,7 +273,8 @@ impl Handler {
     async fn resume_offset(&self, id: MessageId) -> Result<u64, WireError> {
         let slot = self.slots().get(&id).cloned();
         if let Some(slot) = slot {
-            return Ok(*slot.held.borrow());
+            slot.progress.send_modify(|p| p.generation += 1);
+            return Ok(slot.held());
         }
         match self.ctx.store.offset(id).await.map_err(store_error)? {
             Offset::Complete => Err(err(
@@ -314,7 +333,7 @@ impl Handler {
                     Arc::new(Slot {
                         peer,
                         transfer: tokio::sync::Mutex::new(None),
-                        held: watch::channel(0).0,
+                        progress: watch::channel(Progress::default()).0,
                         last_active: Mutex::new(Instant::now()),
                     })
                 });
@@ -329,23 +348,26 @@ impl Handler {
         }
         *slot.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
 
-        // Wait (boundedly) for the chunks before this one.
-        let held = *slot.held.borrow();
+        // Wait (boundedly) for the chunks before this one, unless a resume makes it stale.
+        let Progress { held, generation } = *slot.progress.borrow();
         if offset > held {
-            if offset - held > REORDER_WINDOW {
-                return Err(err(
-                    Code::IncorrectOffset { have: held },
-                    format!("incorrect offset (got {offset}, have {held})"),
-                ));
-            }
-            let mut rx = slot.held.subscribe();
-            let reached = tokio::time::timeout(REORDER_WAIT, rx.wait_for(|h| *h >= offset)).await;
-            if !matches!(reached, Ok(Ok(_))) {
-                let have = *slot.held.borrow();
-                return Err(err(
+            let incorrect = |have| {
+                err(
                     Code::IncorrectOffset { have },
                     format!("incorrect offset (got {offset}, have {have})"),
-                ));
+                )
+            };
+            if offset - held > REORDER_WINDOW {
+                return Err(incorrect(held));
+            }
+            let mut rx = slot.progress.subscribe();
+            let waited = rx.wait_for(|p| p.held >= offset || p.generation != generation);
+            let reached = tokio::time::timeout(REORDER_WAIT, waited)
+                .await
+                .is_ok_and(|r| r.is_ok());
+            let now = *slot.progress.borrow();
+            if !reached || now.generation != generation {
+                return Err(incorrect(now.held));
             }
         }
 
@@ -359,7 +381,7 @@ impl Handler {
                 }
             };
             Counters::add(&self.ctx.counters.content_transfers, 1);
-            slot.held.send_replace(transfer.offset());
+            slot.set_held(transfer.offset());
             *guard = Some(transfer);
         }
         let Some(transfer) = guard.as_mut() else {
@@ -367,7 +389,7 @@ impl Handler {
         };
         let len = data.len() as u64;
         let next = transfer.append(offset, data).await.map_err(store_error)?;
-        slot.held.send_replace(next);
+        slot.set_held(next);
         Counters::add(&self.ctx.counters.bytes_received, len);
         let _ = self.ctx.events.send(NodeEvent::Chunk {
             id,

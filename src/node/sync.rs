@@ -316,7 +316,10 @@ async fn push_one(
             .push(peer, Frame::Ok(push::Request::ResumeOffset { id }))
             .await
         {
-            Ok(push::Response::Offset(n)) => next = n.min(len),
+            Ok(push::Response::Offset(n)) => {
+                tracing::debug!(id = %id.short(), offset = n, "receiver holds");
+                next = n.min(len)
+            }
             Ok(push::Response::Error(e)) => return classify(e),
             Err(e) => return Outcome::Connection(e.to_string()),
         }
@@ -325,6 +328,9 @@ async fn push_one(
     let mut restarts = 0;
     'restart: loop {
         let mut inflight = FuturesOrdered::new();
+        // Set by a chunk task that failed, before it frees its window slot: whoever takes that
+        // slot sees it and sends nothing more, so at most one window of chunks is ever lost.
+        let failed = Arc::new(AtomicBool::new(false));
         let mut offset = next;
         let mut sent_empty = false;
         loop {
@@ -342,6 +348,9 @@ async fn push_one(
                         Err(_) => break,
                     }
                 };
+                if failed.load(Ordering::Acquire) {
+                    break;
+                }
                 let n = chunk.min(len - offset);
                 let data = match ctx.store.read_range(id, offset, n).await {
                     Ok(d) => d,
@@ -353,9 +362,13 @@ async fn push_one(
                     data,
                 };
                 let net = ctx.net.clone();
+                let failed = failed.clone();
                 Counters::add(&ctx.counters.bytes_sent, n);
                 inflight.push_back(tokio::spawn(async move {
                     let r = net.push(peer, Frame::Ok(request)).await;
+                    if !matches!(r, Ok(push::Response::Offset(_))) {
+                        failed.store(true, Ordering::Release);
+                    }
                     drop(permit);
                     r
                 }));
