@@ -26,6 +26,15 @@ pub struct Args {
     /// Refuse and do not relay messages that have passed more than H relays.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_HOPS, value_name = "H")]
     max_hops: usize,
+    /// Carry only messages addressed to this node (a collector); others get `no-route`.
+    #[arg(long)]
+    no_relay: bool,
+    /// Refuse every request from this peer and every message it signed (repeatable).
+    #[arg(long = "block", value_name = "PEER_ID")]
+    block: Vec<libp2p::PeerId>,
+    /// Inbound requests per second allowed per peer (sustained; bursts of twice that).
+    #[arg(long, default_value_t = crate::node::auth::Policy::DEFAULT_REQUESTS_PER_SECOND, value_name = "N")]
+    rate_limit: f64,
     /// Push chunk size in bytes.
     #[arg(long, default_value_t = crate::protocol::push::DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1024..=crate::protocol::push::MAX_CHUNK as i64))]
     chunk_size: u32,
@@ -51,6 +60,13 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     }
     config.limits.max_hops = args.max_hops;
     config.chunk_size = args.chunk_size as usize;
+    config.relay = !args.no_relay;
+    config.access.blocked = args.block.into_iter().collect();
+    if !(args.rate_limit > 0.0) {
+        anyhow::bail!("--rate-limit must be a positive number of requests per second");
+    }
+    config.access.requests_per_second = args.rate_limit;
+    config.access.burst = (args.rate_limit * 2.0).clamp(1.0, f64::from(u32::MAX)) as u32;
 
     let node = Node::start(config).await?;
     let mut events = node.subscribe();

@@ -77,7 +77,7 @@ fn validation_code(e: &ValidationError) -> Code {
 
 fn denied(e: Denied) -> WireError {
     match e {
-        Denied::RateLimited(_) => err(Code::RateLimitExceeded, e.to_string()),
+        Denied::RateLimited(..) => err(Code::RateLimitExceeded, e.to_string()),
         _ => err(Code::NotAuthorized, e.to_string()),
     }
 }
@@ -291,7 +291,18 @@ impl Handler {
         header
             .validate(crate::message::now_ms(), &self.ctx.limits)
             .map_err(|e| err(validation_code(&e), e.to_string()))?;
-        self.ctx.auth.sender(header).map_err(denied)
+        self.ctx.auth.sender(header).map_err(denied)?;
+        let for_me = header.is_broadcast() || header.recipient == self.ctx.peer_id.to_string();
+        if !self.ctx.config.relay && !for_me {
+            return Err(err(
+                Code::NoRoute,
+                format!(
+                    "this node does not relay; message is for {}",
+                    header.recipient
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn chunk(

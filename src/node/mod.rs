@@ -52,6 +52,11 @@ pub struct Config {
     pub collect_interval: Duration,
     /// Whether to serve the control socket (`mule send`, `status`, ... against a running node).
     pub control_socket: bool,
+    /// Whether to carry messages for others. A node that does not relay (a collector, a
+    /// phone short of space) answers `no-route` to messages not addressed to it.
+    pub relay: bool,
+    /// Block list and request rate limits.
+    pub access: auth::Policy,
 }
 
 impl Config {
@@ -66,6 +71,8 @@ impl Config {
             push_window: 16,
             collect_interval: Duration::from_secs(60),
             control_socket: true,
+            relay: true,
+            access: auth::Policy::default(),
         }
     }
 
@@ -264,7 +271,7 @@ impl Node {
             store,
             net,
             counters: Counters::default(),
-            auth: Authoriser::allow_all(),
+            auth: Authoriser::new(config.access.clone()),
             limits: config.limits.clone(),
             config,
             news,
