@@ -62,7 +62,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     config.chunk_size = args.chunk_size as usize;
     config.relay = !args.no_relay;
     config.access.blocked = args.block.into_iter().collect();
-    if !(args.rate_limit > 0.0) {
+    if args.rate_limit.is_nan() || args.rate_limit <= 0.0 {
         anyhow::bail!("--rate-limit must be a positive number of requests per second");
     }
     config.access.requests_per_second = args.rate_limit;
