@@ -432,9 +432,6 @@ impl Handler {
         if let Err(e) = self.ctx.store.set_delivery(id, peer.to_bytes(), sent).await {
             tracing::warn!(error = %e, "cannot record delivery state");
         }
-        let _ = self.ctx.events.send(NodeEvent::Stored {
-            id,
-            from: Some(peer),
-        });
+        self.ctx.announce(id, Some(peer));
     }
 }

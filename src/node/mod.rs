@@ -88,6 +88,7 @@ impl Config {
         .collect();
         config.net.mdns = false;
         config.control_socket = false;
+        config.store.cache_bytes = 4 << 20;
         config
     }
 }
