@@ -1,0 +1,199 @@
+//! Drives the real `mule` binary: two `mule node` processes on loopback, `mule send` on one,
+//! the message shows up in `mule inbox --json` on the other.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const MULE: &str = env!("CARGO_BIN_EXE_mule");
+
+fn mule(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(MULE)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()?)
+}
+
+fn ok_stdout(out: Output) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        out.status.success(),
+        "mule failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A `mule node` process, killed if the test fails.
+struct NodeProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl NodeProcess {
+    fn start(dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(MULE)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    /// The first `listening on ...` address printed.
+    fn listen_addr(&self) -> anyhow::Result<String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .context("node printed no listen address")?;
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return Ok(addr.to_owned());
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "node did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `mule inbox --json` (the CLI has no push notification) until `pred` holds.
+fn wait_inbox(
+    dir: &Path,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let inbox: Vec<serde_json::Value> =
+            serde_json::from_str(&ok_stdout(mule(dir, &["inbox", "--json"])?)?)?;
+        if pred(&inbox) {
+            return Ok(inbox);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "inbox never matched: {inbox:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn send_on_one_node_appears_in_the_others_inbox() -> anyhow::Result<()> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let id: serde_json::Value =
+        serde_json::from_str(&ok_stdout(mule(da.path(), &["id", "--json"])?)?)?;
+    let a_peer = id["peer_id"].as_str().context("no peer_id")?.to_owned();
+
+    // A message sent before any node runs is stored, and relayed once the node starts.
+    let early = ok_stdout(mule(da.path(), &["send", "--text", "written offline"])?)?;
+    let a = NodeProcess::start(da.path(), &[])?;
+    let a_addr = a.listen_addr()?;
+    assert!(a_addr.ends_with(&format!("/p2p/{a_peer}")), "{a_addr}");
+    let b = NodeProcess::start(db.path(), &["--bootstrap", &a_addr])?;
+    b.listen_addr()?;
+
+    let msg = ok_stdout(mule(
+        da.path(),
+        &[
+            "send",
+            "--text",
+            "hello from the other tent",
+            "--lifespan",
+            "2h",
+        ],
+    )?)?;
+    let msg = msg.trim();
+    assert_eq!(msg.len(), 64, "send prints the message id: {msg}");
+    let inbox = wait_inbox(db.path(), |v| v.len() >= 2)?;
+    let got = inbox
+        .iter()
+        .find(|m| m["id"] == msg)
+        .context("message missing")?;
+    assert_eq!(got["text"], "hello from the other tent");
+    assert_eq!(got["sender"], a_peer.as_str());
+    assert_eq!(got["hops"].as_array().map(Vec::len), Some(0));
+    assert!(inbox
+        .iter()
+        .any(|m| m["id"] == early.trim() && m["text"] == "written offline"));
+
+    // Status reports the peer and the counters.
+    let status: serde_json::Value =
+        serde_json::from_str(&ok_stdout(mule(db.path(), &["status", "--json"])?)?)?;
+    assert_eq!(status["counters"]["messages_received"], 2);
+    assert!(status["connected_peers"]
+        .as_array()
+        .is_some_and(|p| p.iter().any(|x| x == a_peer.as_str())));
+
+    // Clean shutdown on SIGTERM; the control socket is gone, so inbox reads the store directly.
+    assert!(b.stop()?.success());
+    assert!(a.stop()?.success());
+    assert!(!db.path().join("control.sock").exists());
+    let offline: Vec<serde_json::Value> =
+        serde_json::from_str(&ok_stdout(mule(db.path(), &["inbox", "--json"])?)?)?;
+    assert_eq!(offline.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn bad_input_gets_clear_errors() -> anyhow::Result<()> {
+    let d = tempfile::tempdir()?;
+    let out = mule(d.path(), &["node", "--bootstrap", "/ip4/127.0.0.1/tcp/1"])?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must end in /p2p/<peer id>"), "{err}");
+
+    let out = mule(d.path(), &["status"])?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no node is running"));
+
+    let out = mule(d.path(), &["send"])?;
+    assert!(!out.status.success(), "send without content must fail");
+
+    std::fs::create_dir_all(d.path())?;
+    std::fs::write(d.path().join("identity.key"), [0u8; 32])?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        d.path().join("identity.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )?;
+    let out = mule(d.path(), &["id"])?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("readable by its owner only"));
+    Ok(())
+}
