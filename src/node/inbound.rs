@@ -18,7 +18,7 @@ use crate::message::{Header, MessageId, ValidationError};
 use crate::net::Inbound;
 use crate::node::counters::Counters;
 use crate::protocol::{diff, push, repo, Code, Frame, WireError};
-use crate::store::{self, Delivery, Offset, Transfer};
+use crate::store::{self, Offset, Transfer};
 
 /// How far ahead of the held bytes a chunk may start and still be waited for.
 pub(super) const REORDER_WINDOW: u64 = 64 * push::MAX_CHUNK as u64;
@@ -331,7 +331,7 @@ impl Handler {
                     let stored = self
                         .ctx
                         .store
-                        .put(header, data)
+                        .put_from(header, data, Some(peer.to_bytes()))
                         .await
                         .map_err(store_error)?;
                     Counters::add(&self.ctx.counters.content_transfers, 1);
@@ -384,7 +384,12 @@ impl Handler {
 
         let mut guard = slot.transfer.lock().await;
         if guard.is_none() {
-            let transfer = match self.ctx.store.begin_write(header).await {
+            let transfer = match self
+                .ctx
+                .store
+                .begin_write_from(header, Some(peer.to_bytes()))
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => {
                     self.slots().remove(&id);
@@ -424,14 +429,8 @@ impl Handler {
     async fn stored(&self, peer: PeerId, stored: store::Stored) {
         let id = stored.header.id;
         Counters::add(&self.ctx.counters.messages_received, 1);
+        // The store recorded the peer as having it (same commit): it is never pushed back.
         tracing::debug!(id = %id.short(), hops = stored.header.hops.len(), "received message");
-        // The peer has it: never push it back.
-        let sent = Delivery::Sent {
-            at_ms: crate::message::now_ms(),
-        };
-        if let Err(e) = self.ctx.store.set_delivery(id, peer.to_bytes(), sent).await {
-            tracing::warn!(error = %e, "cannot record delivery state");
-        }
         self.ctx.announce(id, Some(peer));
     }
 }

@@ -216,8 +216,17 @@ impl Ctx {
         self.auth.push_to(peer, header).is_ok()
     }
 
-    async fn record(&self, id: MessageId, peer: PeerId, state: Delivery) {
-        if let Err(e) = self.store.set_delivery(id, peer.to_bytes(), state).await {
+    /// Records delivery states towards `peer` in one commit.
+    async fn record_all(&self, peer: PeerId, states: Vec<(MessageId, Delivery)>) {
+        if states.is_empty() {
+            return;
+        }
+        let peer = peer.to_bytes();
+        let rows = states
+            .into_iter()
+            .map(|(id, s)| (id, peer.clone(), s))
+            .collect();
+        if let Err(e) = self.store.set_deliveries(rows).await {
             tracing::warn!(error = %e, "cannot record delivery state");
         }
     }
@@ -403,12 +412,7 @@ impl Node {
         // Sync and inbound tasks hold the context until they end; they end on `stop`.
         let store = ctx.store.clone();
         drop(ctx);
-        match store.close().await {
-            // Another clone of this node (or a request task) still lives: the store closes
-            // when the last of them is dropped.
-            Err(store::Error::InUse) => Ok(()),
-            other => other.map_err(Error::from),
-        }
+        store.close().await.map_err(Error::from)
     }
 }
 

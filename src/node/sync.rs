@@ -145,22 +145,7 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
     let peer_bytes = peer.to_bytes();
     let rows = match ids {
         None => ctx.store.deliveries_for(peer_bytes.clone(), now).await,
-        Some(ids) => {
-            let mut rows = Vec::new();
-            for id in ids {
-                match (
-                    ctx.store.get(id).await,
-                    ctx.store.delivery(id, peer_bytes.clone()).await,
-                ) {
-                    (Ok(Some(stored)), Ok(state)) => rows.push((stored, state)),
-                    (Ok(None), _) => {}
-                    (Err(e), _) | (_, Err(e)) => {
-                        tracing::warn!(error = %e, "store read failed");
-                    }
-                }
-            }
-            Ok(rows)
-        }
+        Some(ids) => ctx.store.with_delivery(ids, peer_bytes.clone()).await,
     };
     let rows = match rows {
         Ok(rows) => rows,
@@ -216,18 +201,18 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
                 return result;
             }
         };
+        let mut already = Vec::new();
         for (candidate, has) in batch.into_iter().zip(has) {
             if has {
-                ctx.record(
+                already.push((
                     candidate.stored.header.id,
-                    peer,
                     Delivery::Sent { at_ms: now_ms() },
-                )
-                .await;
+                ));
             } else {
                 lacking.push(candidate);
             }
         }
+        ctx.record_all(peer, already).await;
     }
     lacking.sort_by_key(|c| (c.stored.header.created_ms, c.stored.header.id));
 
@@ -250,42 +235,49 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
         }
     });
     let total = pushes.len();
-    let mut outcomes = stream::iter(pushes).buffer_unordered(MESSAGE_CONCURRENCY);
+    // Outcomes are recorded in batches: one commit for many messages.
+    let mut outcomes = stream::iter(pushes)
+        .buffer_unordered(MESSAGE_CONCURRENCY)
+        .ready_chunks(MESSAGE_CONCURRENCY);
     let mut left = total;
-    while let Some((candidate, outcome)) = outcomes.next().await {
-        left -= 1;
+    while let Some(done) = outcomes.next().await {
+        left -= done.len();
         ctx.set_queue(peer, left);
-        let id = candidate.stored.header.id;
-        let state = match outcome {
-            Outcome::Delivered { duplicate } => {
-                if !duplicate {
-                    Counters::add(&ctx.counters.messages_sent, 1);
+        let mut states = Vec::with_capacity(done.len());
+        for (candidate, outcome) in done {
+            let id = candidate.stored.header.id;
+            let state = match outcome {
+                Outcome::Delivered { duplicate } => {
+                    if !duplicate {
+                        Counters::add(&ctx.counters.messages_sent, 1);
+                    }
+                    tracing::debug!(id = %id.short(), duplicate, "delivered");
+                    Delivery::Sent { at_ms: now_ms() }
                 }
-                tracing::debug!(id = %id.short(), duplicate, "delivered");
-                Delivery::Sent { at_ms: now_ms() }
-            }
-            Outcome::Fatal(reason) => {
-                tracing::info!(id = %id.short(), %reason, "peer refused message");
-                Delivery::Failed {
-                    reason,
-                    at_ms: now_ms(),
+                Outcome::Fatal(reason) => {
+                    tracing::info!(id = %id.short(), %reason, "peer refused message");
+                    Delivery::Failed {
+                        reason,
+                        at_ms: now_ms(),
+                    }
                 }
-            }
-            Outcome::Transient(reason) | Outcome::Connection(reason) => {
-                let attempts = candidate.attempts + 1;
-                let delay = backoff::delay(attempts - 1, rand::thread_rng().gen());
-                let next_attempt_ms = now_ms() + delay.as_millis() as u64;
-                let next = result.next_retry_ms.get_or_insert(next_attempt_ms);
-                *next = (*next).min(next_attempt_ms);
-                Delivery::Retry {
-                    attempts,
-                    next_attempt_ms,
-                    last_error: reason,
+                Outcome::Transient(reason) | Outcome::Connection(reason) => {
+                    let attempts = candidate.attempts + 1;
+                    let delay = backoff::delay(attempts - 1, rand::thread_rng().gen());
+                    let next_attempt_ms = now_ms() + delay.as_millis() as u64;
+                    let next = result.next_retry_ms.get_or_insert(next_attempt_ms);
+                    *next = (*next).min(next_attempt_ms);
+                    Delivery::Retry {
+                        attempts,
+                        next_attempt_ms,
+                        last_error: reason,
+                    }
                 }
-            }
-            Outcome::Skipped => continue,
-        };
-        ctx.record(id, peer, state).await;
+                Outcome::Skipped => continue,
+            };
+            states.push((id, state));
+        }
+        ctx.record_all(peer, states).await;
     }
     if broken.load(Ordering::Relaxed) {
         result.connection_failed = true;

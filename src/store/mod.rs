@@ -173,9 +173,23 @@ impl Store {
     }
 
     /// Closes the store and waits until the database file is released, so it can be reopened
-    /// (by a restarted node in the same process, or a test). Fails if other handles are alive.
+    /// (by a restarted node in the same process, or a test). Other handles may still be finishing
+    /// a read on the blocking pool; they are given [`Store::CLOSE_WAIT`] to drop, then
+    /// [`Error::InUse`] is returned.
     pub async fn close(self) -> Result<(), Error> {
-        let inner = Arc::try_unwrap(self.inner).map_err(|_| Error::InUse)?;
+        let deadline = tokio::time::Instant::now() + Self::CLOSE_WAIT;
+        let mut arc = self.inner;
+        let inner = loop {
+            match Arc::try_unwrap(arc) {
+                Ok(inner) => break inner,
+                Err(still_shared) if tokio::time::Instant::now() < deadline => {
+                    arc = still_shared;
+                    // Nothing signals the drop of a clone; the wait is short and bounded.
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(_) => return Err(Error::InUse),
+            }
+        };
         let Inner {
             db, writer, joiner, ..
         } = inner;
@@ -190,6 +204,9 @@ impl Store {
         .await
         .map_err(|_| Error::Shutdown)
     }
+
+    /// How long [`Store::close`] waits for other handles to drop.
+    pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// The directory the store lives in.
     pub fn dir(&self) -> &Path {
@@ -274,6 +291,17 @@ impl Store {
     /// Stores a complete message whose content is in memory, checking length and sha256.
     /// Small contents are stored inline in one group commit; larger ones go through a file.
     pub async fn put(&self, header: Header, content: Vec<u8>) -> Result<Stored, Error> {
+        self.put_from(header, content, None).await
+    }
+
+    /// [`Store::put`] for a message received from `from` (a peer id in binary form): the same
+    /// commit records that peer as having it, so it is never pushed back.
+    pub async fn put_from(
+        &self,
+        header: Header,
+        content: Vec<u8>,
+        from: Option<Vec<u8>>,
+    ) -> Result<Stored, Error> {
         let id = header.id;
         if content.len() as u64 != header.length {
             return Err(Error::Incomplete {
@@ -282,7 +310,7 @@ impl Store {
             });
         }
         if content.len() as u64 > self.inner.config.inline_max {
-            let mut transfer = self.begin_write(header).await?;
+            let mut transfer = self.begin_write_from(header, from).await?;
             transfer.append(0, content).await?;
             return transfer.finish().await;
         }
@@ -297,7 +325,10 @@ impl Store {
         let record = tables::encode(&stored)?;
         self.inner
             .writer
-            .write(move |txn| insert_message(txn, &stored.header, &record, Some(&content)))
+            .write(move |txn| {
+                insert_message(txn, &stored.header, &record, Some(&content))?;
+                record_source(txn, &stored.header.id, from.as_deref(), stored.received_ms)
+            })
             .await?;
         tracing::debug!(id = %id.short(), "stored message inline");
         self.get(id).await?.ok_or(Error::NotFound(id))
@@ -306,7 +337,46 @@ impl Store {
     /// Starts (or resumes) receiving a message. Fails with [`Error::AlreadyStored`] if it is
     /// complete, [`Error::Busy`] if another transfer is writing it.
     pub async fn begin_write(&self, header: Header) -> Result<Transfer, Error> {
-        Transfer::begin(self.clone(), header).await
+        Transfer::begin(self.clone(), header, None).await
+    }
+
+    /// [`Store::begin_write`] for a message received from `from` (see [`Store::put_from`]).
+    pub async fn begin_write_from(
+        &self,
+        header: Header,
+        from: Option<Vec<u8>>,
+    ) -> Result<Transfer, Error> {
+        Transfer::begin(self.clone(), header, from).await
+    }
+
+    /// Records, for each id, its stored record and delivery state towards `peer` (one read
+    /// transaction); ids not stored are left out.
+    pub async fn with_delivery(
+        &self,
+        ids: Vec<MessageId>,
+        peer: Vec<u8>,
+    ) -> Result<Vec<(Stored, Option<Delivery>)>, Error> {
+        let store = self.clone();
+        blocking(move || {
+            let read = store.inner.db.begin_read()?;
+            let messages = read.open_table(MESSAGES)?;
+            let delivery = read.open_table(DELIVERY)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let key = id.as_bytes().as_slice();
+                let Some(value) = messages.get(key)? else {
+                    continue;
+                };
+                let stored: Stored = tables::decode("messages-1", value.value())?;
+                let state = delivery
+                    .get((key, peer.as_slice()))?
+                    .map(|v| tables::decode("delivery-1", v.value()))
+                    .transpose()?;
+                out.push((stored, state));
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Where a message stands: how many bytes of it are held, for resuming transfers.
@@ -517,22 +587,32 @@ impl Store {
         peer: Vec<u8>,
         state: Delivery,
     ) -> Result<(), Error> {
-        let value = tables::encode(&state)?;
+        self.set_deliveries(vec![(id, peer, state)]).await
+    }
+
+    /// Records many delivery states in one commit.
+    pub async fn set_deliveries(
+        &self,
+        states: Vec<(MessageId, Vec<u8>, Delivery)>,
+    ) -> Result<(), Error> {
+        let rows = states
+            .into_iter()
+            .map(|(id, peer, state)| Ok((id, peer, tables::encode(&state)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
         self.inner
             .writer
             .write(move |txn| {
-                if txn
-                    .open_table(MESSAGES)?
-                    .get(id.as_bytes().as_slice())?
-                    .is_none()
-                {
-                    // Collected meanwhile: no state for a message we no longer hold.
-                    return Ok(());
+                let messages = txn.open_table(MESSAGES)?;
+                let mut delivery = txn.open_table(DELIVERY)?;
+                for (id, peer, value) in &rows {
+                    // A message collected meanwhile gets no state.
+                    if messages.get(id.as_bytes().as_slice())?.is_some() {
+                        delivery.insert(
+                            (id.as_bytes().as_slice(), peer.as_slice()),
+                            value.as_slice(),
+                        )?;
+                    }
                 }
-                txn.open_table(DELIVERY)?.insert(
-                    (id.as_bytes().as_slice(), peer.as_slice()),
-                    value.as_slice(),
-                )?;
                 Ok(())
             })
             .await
@@ -680,6 +760,21 @@ fn insert_message(
         txn.open_table(INLINE)?.insert(key, content)?;
     }
     txn.open_table(PARTIAL)?.remove(key)?;
+    Ok(())
+}
+
+/// Marks the peer a message came from as having it, in the transaction that stores it.
+fn record_source(
+    txn: &WriteTransaction,
+    id: &MessageId,
+    from: Option<&[u8]>,
+    at_ms: u64,
+) -> Result<(), Error> {
+    if let Some(peer) = from {
+        let value = tables::encode(&Delivery::Sent { at_ms })?;
+        txn.open_table(DELIVERY)?
+            .insert((id.as_bytes().as_slice(), peer), value.as_slice())?;
+    }
     Ok(())
 }
 

@@ -23,6 +23,8 @@ pub struct Transfer {
     file: Option<fs::File>,
     held: u64,
     hasher: Option<Sha256>,
+    /// The peer it comes from, recorded as having it when it is stored.
+    from: Option<Vec<u8>>,
     _active: ActiveGuard,
 }
 
@@ -40,7 +42,11 @@ impl Drop for ActiveGuard {
 }
 
 impl Transfer {
-    pub(super) async fn begin(store: Store, header: Header) -> Result<Self, Error> {
+    pub(super) async fn begin(
+        store: Store,
+        header: Header,
+        from: Option<Vec<u8>>,
+    ) -> Result<Self, Error> {
         let id = header.id;
         if !store.active_lock().insert(id) {
             return Err(Error::Busy(id));
@@ -107,6 +113,7 @@ impl Transfer {
             file: Some(file),
             held,
             hasher: Some(hasher),
+            from,
             _active: guard,
         })
     }
@@ -206,10 +213,15 @@ impl Transfer {
         };
         let record = tables::encode(&stored)?;
         let header = self.header.clone();
+        let from = self.from.take();
+        let at_ms = stored.received_ms;
         let result = store
             .inner
             .writer
-            .write(move |txn| insert_message(txn, &header, &record, inline_bytes.as_deref()))
+            .write(move |txn| {
+                insert_message(txn, &header, &record, inline_bytes.as_deref())?;
+                super::record_source(txn, &header.id, from.as_deref(), at_ms)
+            })
             .await;
         if inline {
             let path = store.partial_path(&id);
