@@ -34,8 +34,9 @@ impl Limits {
     /// Largest single certificate, in bytes.
     pub const MAX_CERTIFICATE_LEN: usize = 1024;
 
-    /// Default hop limit.
-    pub const DEFAULT_MAX_HOPS: usize = 32;
+    /// Default hop limit. Ring selection with the default L = 2 links each node to the next two
+    /// in the ring, so a ring of N nodes has a diameter of about N/2 hops: 64 covers 128 nodes.
+    pub const DEFAULT_MAX_HOPS: usize = 64;
     /// Default content limit: 2 GiB.
     pub const DEFAULT_MAX_LENGTH: u64 = 2 << 30;
     /// Default lifespan limit: 30 days.

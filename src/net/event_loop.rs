@@ -139,6 +139,8 @@ impl EventLoop {
         async move {
             let mut bootstrap = tokio::time::interval(self.config.bootstrap_interval);
             bootstrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut walk = tokio::time::interval(self.config.discovery_walk_interval);
+            walk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     biased;
@@ -148,6 +150,7 @@ impl EventLoop {
                     },
                     event = self.swarm.select_next_some() => self.handle_event(event),
                     _ = bootstrap.tick() => self.bootstrap(),
+                    _ = walk.tick() => self.discovery_walk(),
                 }
             }
             tracing::debug!("network loop stopped");
@@ -160,6 +163,17 @@ impl EventLoop {
         // An empty routing table is normal for a LAN-only node; nothing to do then.
         if let Ok(query) = self.swarm.behaviour_mut().kad.bootstrap() {
             tracing::trace!(?query, "kademlia bootstrap");
+        }
+    }
+
+    /// Looks up a random key: every peer the query meets joins the ring's view. Ring selection
+    /// works on the peers a node knows, and a routing table alone holds only ~k per bucket.
+    fn discovery_walk(&mut self) {
+        if self.swarm.connected_peers().next().is_some() {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_peers(PeerId::random());
         }
     }
 
@@ -312,6 +326,19 @@ impl EventLoop {
                 for (peer, _) in gone {
                     if !self.swarm.is_connected(&peer) && !self.bootstrap_peers.contains(&peer) {
                         self.swarm.behaviour_mut().ring.remove_peer(peer);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(Ok(ok)),
+                ..
+            }) => {
+                for info in ok.peers {
+                    for addr in info.addrs.into_iter().filter(is_dialable) {
+                        self.swarm.add_peer_address(info.peer_id, addr);
+                    }
+                    if info.peer_id != *self.swarm.local_peer_id() {
+                        self.swarm.behaviour_mut().ring.add_peer(info.peer_id);
                     }
                 }
             }

@@ -47,6 +47,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How often Kademlia re-bootstraps.
     pub bootstrap_interval: Duration,
+    /// How often a random-key lookup widens the set of known peers.
+    pub discovery_walk_interval: Duration,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             bootstrap_interval: Duration::from_secs(300),
+            discovery_walk_interval: Duration::from_secs(20),
         }
     }
 }

@@ -79,13 +79,7 @@ impl Config {
     /// A node for in-process tests: loopback TCP on an OS-chosen port, no mDNS, no control socket.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         let mut config = Self::new(data_dir);
-        config.net.listen = vec!["/ip4/127.0.0.1/tcp/0"
-            .parse()
-            .into_iter()
-            .collect::<Vec<Multiaddr>>()]
-        .into_iter()
-        .flatten()
-        .collect();
+        config.net.listen = "/ip4/127.0.0.1/tcp/0".parse().into_iter().collect();
         config.net.mdns = false;
         config.control_socket = false;
         config.store.cache_bytes = 4 << 20;
