@@ -30,6 +30,9 @@ pub(super) const SLOT_IDLE: Duration = Duration::from_secs(30);
 /// One message being received from one peer.
 struct Slot {
     peer: PeerId,
+    /// The validated header the transfer was admitted with; the headers of later chunks are
+    /// ignored, so a chunk cannot swap in other signed fields under the same id.
+    header: Header,
     transfer: tokio::sync::Mutex<Option<Transfer>>,
     progress: watch::Sender<Progress>,
     last_active: Mutex<Instant>,
@@ -67,7 +70,8 @@ fn validation_code(e: &ValidationError) -> Code {
     match e {
         ValidationError::TooManyHops { .. } => Code::TooManyHops,
         ValidationError::TooBig { .. } => Code::TooBig,
-        ValidationError::Expired { .. } | ValidationError::FromTheFuture { .. } => Code::Expired,
+        ValidationError::Expired { .. } => Code::Expired,
+        ValidationError::FromTheFuture { .. } => Code::NotYetValid,
         ValidationError::InvalidSignature
         | ValidationError::IdMismatch { .. }
         | ValidationError::BadSenderKey => Code::InvalidSignature,
@@ -135,20 +139,20 @@ impl Handler {
                 Inbound::Diff(frame, ch) => {
                     let r = self.diff(peer, frame).await;
                     let r = self
-                        .account(peer, r)
+                        .account(r)
                         .map_or_else(diff::Response::Error, diff::Response::Has);
                     net.respond_diff(ch, r).await
                 }
                 Inbound::Push(frame, ch) => {
                     let r = self.push(peer, frame).await;
                     let r = self
-                        .account(peer, r)
+                        .account(r)
                         .map_or_else(push::Response::Error, push::Response::Offset);
                     net.respond_push(ch, r).await
                 }
                 Inbound::Repo(frame, ch) => {
                     let r = self.repo(peer, frame).await;
-                    let r = self.account(peer, r).unwrap_or_else(repo::Response::Error);
+                    let r = self.account(r).unwrap_or_else(repo::Response::Error);
                     net.respond_repo(ch, r).await
                 }
             };
@@ -160,23 +164,25 @@ impl Handler {
         .await
     }
 
-    /// Counts refusals, and penalises peers that send garbage.
-    fn account<T>(&self, peer: PeerId, r: Result<T, WireError>) -> Result<T, WireError> {
+    /// Counts refusals by code (already-seen counts as a duplicate).
+    fn account<T>(&self, r: Result<T, WireError>) -> Result<T, WireError> {
         if let Err(e) = &r {
             match e.code {
                 Code::AlreadySeen => Counters::add(&self.ctx.counters.duplicates, 1),
                 _ => self.ctx.counters.reject(e.code.name()),
             }
             tracing::debug!(code = e.code.name(), message = %e.message, "request refused");
-            if e.code == Code::BadRequest {
-                let net = self.ctx.net.clone();
-                tokio::spawn(async move { net.report_error(peer).await });
-            }
         }
         r
     }
 
-    fn frame<T>(frame: Frame<T>) -> Result<T, WireError> {
+    /// Unwraps a decoded request. Bytes that are not a request at all count against the peer
+    /// in ring selection; requests refused by policy (limits, validation) do not.
+    fn frame<T>(&self, peer: PeerId, frame: Frame<T>) -> Result<T, WireError> {
+        if !matches!(frame, Frame::Ok(_)) {
+            let net = self.ctx.net.clone();
+            tokio::spawn(async move { net.report_error(peer).await });
+        }
         match frame {
             Frame::Ok(t) => Ok(t),
             Frame::Malformed(why) => {
@@ -195,7 +201,7 @@ impl Handler {
         frame: Frame<diff::Request>,
     ) -> Result<Vec<bool>, WireError> {
         self.ctx.auth.inbound(&peer, Action::Diff).map_err(denied)?;
-        let request = Self::frame(frame)?;
+        let request = self.frame(peer, frame)?;
         if request.ids.len() > diff::MAX_IDS {
             return Err(err(
                 Code::BadRequest,
@@ -215,7 +221,7 @@ impl Handler {
         frame: Frame<repo::Request>,
     ) -> Result<repo::Response, WireError> {
         self.ctx.auth.inbound(&peer, Action::Repo).map_err(denied)?;
-        match Self::frame(frame)? {
+        match self.frame(peer, frame)? {
             repo::Request::Manifest { after, limit } => {
                 let limit = limit.clamp(1, repo::MAX_PAGE) as usize;
                 let after = after.map(|c| (c.created_ms, c.id));
@@ -260,8 +266,8 @@ impl Handler {
 
     async fn push(&self, peer: PeerId, frame: Frame<push::Request>) -> Result<u64, WireError> {
         self.ctx.auth.inbound(&peer, Action::Push).map_err(denied)?;
-        match Self::frame(frame)? {
-            push::Request::ResumeOffset { id } => self.resume_offset(id).await,
+        match self.frame(peer, frame)? {
+            push::Request::ResumeOffset { id } => self.resume_offset(peer, id).await,
             push::Request::Chunk {
                 header,
                 offset,
@@ -270,10 +276,13 @@ impl Handler {
         }
     }
 
-    async fn resume_offset(&self, id: MessageId) -> Result<u64, WireError> {
+    async fn resume_offset(&self, peer: PeerId, id: MessageId) -> Result<u64, WireError> {
         let slot = self.slots().get(&id).cloned();
         if let Some(slot) = slot {
-            slot.progress.send_modify(|p| p.generation += 1);
+            // Only the slot's owner restarts its transfer; anyone else only learns the offset.
+            if slot.peer == peer {
+                slot.progress.send_modify(|p| p.generation += 1);
+            }
             return Ok(slot.held());
         }
         match self.ctx.store.offset(id).await.map_err(store_error)? {
@@ -343,6 +352,7 @@ impl Handler {
                 let slot = slots.entry(id).or_insert_with(|| {
                     Arc::new(Slot {
                         peer,
+                        header,
                         transfer: tokio::sync::Mutex::new(None),
                         progress: watch::channel(Progress::default()).0,
                         last_active: Mutex::new(Instant::now()),
@@ -358,6 +368,30 @@ impl Handler {
             ));
         }
         *slot.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+
+        // Open the store's transfer before any offset check, so a resumed transfer starts
+        // from the bytes the store already holds.
+        {
+            let mut guard = slot.transfer.lock().await;
+            if guard.is_none() {
+                let opened = self
+                    .ctx
+                    .store
+                    .begin_write_from(slot.header.clone(), Some(peer.to_bytes()))
+                    .await;
+                match opened {
+                    Ok(t) => {
+                        Counters::add(&self.ctx.counters.content_transfers, 1);
+                        slot.set_held(t.offset());
+                        *guard = Some(t);
+                    }
+                    Err(e) => {
+                        self.slots().remove(&id);
+                        return Err(store_error(e));
+                    }
+                }
+            }
+        }
 
         // Wait (boundedly) for the chunks before this one, unless a resume makes it stale.
         let Progress { held, generation } = *slot.progress.borrow();
@@ -383,23 +417,6 @@ impl Handler {
         }
 
         let mut guard = slot.transfer.lock().await;
-        if guard.is_none() {
-            let transfer = match self
-                .ctx
-                .store
-                .begin_write_from(header, Some(peer.to_bytes()))
-                .await
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    self.slots().remove(&id);
-                    return Err(store_error(e));
-                }
-            };
-            Counters::add(&self.ctx.counters.content_transfers, 1);
-            slot.set_held(transfer.offset());
-            *guard = Some(transfer);
-        }
         let Some(transfer) = guard.as_mut() else {
             return Err(err(Code::Busy, "transfer closed"));
         };

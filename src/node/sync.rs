@@ -196,7 +196,10 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
                 return result;
             }
             Err(e) => {
+                // Counts towards making the peer bad: a peer that never answers a diff (gone,
+                // or not a mule node at all) is eventually replaced in the ring.
                 tracing::debug!(error = %e, "diff failed");
+                let _ = ctx.net.report_error(peer).await;
                 result.connection_failed = true;
                 return result;
             }
@@ -324,10 +327,12 @@ async fn push_one(
         // slot sees it and sends nothing more, so at most one window of chunks is ever lost.
         let failed = Arc::new(AtomicBool::new(false));
         let mut offset = next;
-        let mut sent_empty = false;
+        // A receiver holding every byte (it crashed before finishing) completes on an empty
+        // chunk at the end; so does an empty message.
+        let mut final_empty = offset == len;
         loop {
             // Fill the window.
-            while offset < len || (len == 0 && !sent_empty) {
+            while offset < len || final_empty {
                 // With nothing in flight, wait for the window; otherwise take a slot if free.
                 let permit = if inflight.is_empty() {
                     match window.clone().acquire_owned().await {
@@ -365,7 +370,7 @@ async fn push_one(
                     r
                 }));
                 offset += n;
-                sent_empty = len == 0;
+                final_empty = false;
             }
             let Some(joined) = inflight.next().await else {
                 return Outcome::Transient("push ended without an answer".into());

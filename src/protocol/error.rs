@@ -17,8 +17,11 @@ pub enum Code {
     Busy,
     /// The content does not hash to the header's sha256.
     ContentMismatch,
-    /// The message is past its lifespan (or from the future beyond the clock skew).
+    /// The message is past its lifespan.
     Expired,
+    /// The message was created further in the future than the receiver's clock skew allows;
+    /// retry once the clocks agree.
+    NotYetValid,
     /// A chunk did not start where the receiver's held bytes end; resume at `have`.
     IncorrectOffset {
         /// Bytes the receiver holds.
@@ -65,6 +68,7 @@ impl Code {
             Code::Busy => "busy",
             Code::ContentMismatch => "content-mismatch",
             Code::Expired => "expired",
+            Code::NotYetValid => "not-yet-valid",
             Code::IncorrectOffset { .. } => "incorrect-offset",
             Code::InvalidSignature => "invalid-signature",
             Code::NoRoute => "no-route",

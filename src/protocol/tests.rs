@@ -126,3 +126,160 @@ proptest! {
         let _ = block_on(repo.read_response(&proto(), &mut Cursor::new(bytes)));
     }
 }
+mod vectors {
+    //! `protocols/vectors/wire-1.json` pins one request or response of every kind, built around
+    //! the message of `message-1.json`: if this fails, a wire form changed.
+
+    use serde::Deserialize;
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+    use crate::message::Header;
+
+    const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/protocols/vectors/wire-1.json");
+
+    #[derive(Deserialize)]
+    struct Form {
+        name: String,
+        protocol: String,
+        direction: String,
+        hex: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Vectors {
+        forms: Vec<Form>,
+    }
+
+    /// The header and content of `message-1.json` (relayed once by the node with seed 0x52*32).
+    fn message() -> anyhow::Result<(Header, Vec<u8>)> {
+        let content = b"hello from the campfire".to_vec();
+        let mut header = Draft {
+            recipient: "*".into(),
+            created_ms: 1_767_225_600_000,
+            lifespan_ms: 86_400_000,
+            chains: vec![],
+        }
+        .sign(&Identity::from_seed([0x4d; 32]), &content)?;
+        let relay = Identity::from_seed([0x52; 32]).peer_id();
+        header.hops.push(ByteBuf::from(relay.to_bytes()));
+        Ok((header, content))
+    }
+
+    fn cbor<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {
+        Ok(hex::encode(cbor4ii::serde::to_vec(Vec::new(), value)?))
+    }
+
+    /// Every form, in file order.
+    fn build() -> anyhow::Result<Vec<(&'static str, String)>> {
+        let (h, content) = message()?;
+        let id = h.id;
+        let cursor = repo::Cursor {
+            created_ms: h.created_ms,
+            id,
+        };
+        Ok(vec![
+            ("diff-request", cbor(&diff::Request { ids: vec![id] })?),
+            (
+                "diff-response-has",
+                cbor(&diff::Response::Has(vec![true, false]))?,
+            ),
+            (
+                "diff-response-too-big",
+                cbor(&diff::Response::Error(WireError::new(
+                    Code::TooBig,
+                    "request over the limit of 16384 bytes",
+                )))?,
+            ),
+            (
+                "push-resume-offset-request",
+                cbor(&push::Request::ResumeOffset { id })?,
+            ),
+            (
+                "push-chunk-request",
+                cbor(&push::Request::Chunk {
+                    header: Box::new(h.clone()),
+                    offset: 0,
+                    data: content.clone(),
+                })?,
+            ),
+            ("push-response-offset", cbor(&push::Response::Offset(23))?),
+            (
+                "push-response-already-seen",
+                cbor(&push::Response::Error(WireError::new(
+                    Code::AlreadySeen,
+                    format!("message {id} is already stored"),
+                )))?,
+            ),
+            (
+                "push-response-incorrect-offset",
+                cbor(&push::Response::Error(WireError::new(
+                    Code::IncorrectOffset { have: 5 },
+                    "incorrect offset (got 10, have 5)",
+                )))?,
+            ),
+            (
+                "repo-manifest-request-first",
+                cbor(&repo::Request::Manifest {
+                    after: None,
+                    limit: 128,
+                })?,
+            ),
+            (
+                "repo-manifest-request-after",
+                cbor(&repo::Request::Manifest {
+                    after: Some(cursor),
+                    limit: 2,
+                })?,
+            ),
+            (
+                "repo-manifest-response",
+                cbor(&repo::Response::Manifest {
+                    headers: vec![h.clone()],
+                    next: None,
+                })?,
+            ),
+            (
+                "repo-pull-request",
+                cbor(&repo::Request::Pull {
+                    id,
+                    offset: 6,
+                    length: 4,
+                })?,
+            ),
+            (
+                "repo-chunk-response",
+                cbor(&repo::Response::Chunk(content[6..10].to_vec()))?,
+            ),
+        ])
+    }
+
+    /// Decodes `bytes` as the type of `protocol`/`direction` and encodes it again.
+    fn round_trip(protocol: &str, direction: &str, bytes: &[u8]) -> anyhow::Result<String> {
+        use cbor4ii::serde::from_slice;
+        match (protocol, direction) {
+            (diff::PROTOCOL, "request") => cbor(&from_slice::<diff::Request>(bytes)?),
+            (diff::PROTOCOL, "response") => cbor(&from_slice::<diff::Response>(bytes)?),
+            (push::PROTOCOL, "request") => cbor(&from_slice::<push::Request>(bytes)?),
+            (push::PROTOCOL, "response") => cbor(&from_slice::<push::Response>(bytes)?),
+            (repo::PROTOCOL, "request") => cbor(&from_slice::<repo::Request>(bytes)?),
+            (repo::PROTOCOL, "response") => cbor(&from_slice::<repo::Response>(bytes)?),
+            other => anyhow::bail!("unknown protocol/direction {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wire_vectors_match() -> anyhow::Result<()> {
+        let file: Vectors = serde_json::from_str(&std::fs::read_to_string(PATH)?)?;
+        let built = build()?;
+        let names: Vec<&str> = file.forms.iter().map(|f| f.name.as_str()).collect();
+        let expected: Vec<&str> = built.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, expected);
+        for (form, (_, hex)) in file.forms.iter().zip(&built) {
+            assert_eq!(&form.hex, hex, "{}", form.name);
+            let again = round_trip(&form.protocol, &form.direction, &hex::decode(&form.hex)?)?;
+            assert_eq!(&again, hex, "{} does not round-trip", form.name);
+        }
+        Ok(())
+    }
+}
