@@ -210,3 +210,29 @@ async fn carried_until_a_peer_appears_and_survives_restart() -> anyhow::Result<(
     b2.shutdown().await?;
     Ok(())
 }
+
+/// The same exchange over QUIC instead of TCP.
+#[tokio::test]
+async fn quic_carries_messages_too() -> anyhow::Result<()> {
+    common::init_tracing();
+    let quic = |c: &mut mule::node::Config| {
+        c.net.listen = "/ip4/127.0.0.1/udp/0/quic-v1".parse().into_iter().collect();
+    };
+    let a = start(None, quic).await?;
+    let b = start(Some(&a), quic).await?;
+    assert!(a
+        .listen_addrs()
+        .iter()
+        .all(|m| m.to_string().contains("/quic-v1/")));
+    let mut b_events = b.subscribe();
+    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 199) as u8).collect();
+    let file = a.dir.path().join("q.bin");
+    std::fs::write(&file, &content)?;
+    let id = a.send("*", Content::File(file), DAY).await?;
+    wait_stored(&b, &mut b_events, id).await?;
+    assert_eq!(
+        b.store().read_range(id, 0, content.len() as u64).await?,
+        content
+    );
+    Ok(())
+}
