@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::control::{client, views, MessageView, Request, Response};
-use crate::identity::Identity;
-use crate::store::Store;
 
 /// Options of `mule inbox` / `mule list`.
 #[derive(Debug, clap::Args)]
@@ -33,10 +31,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, which: Which) -> anyhow::
         Ok(other) => anyhow::bail!("unexpected answer from the node: {other:?}"),
         Err(client::Error::NotRunning(_)) => {
             // No node: read the store directly.
-            let dir = data_dir.clone();
-            let identity =
-                tokio::task::spawn_blocking(move || Identity::load_or_create(&dir)).await??;
-            let store = Store::open(super::store_dir(&data_dir), Default::default()).await?;
+            let (identity, store) = super::open_offline(&data_dir).await?;
             let v = match which {
                 Which::Inbox => views::inbox(&store, &data_dir, &identity.peer_id()).await?,
                 Which::All => views::list(&store).await?,

@@ -53,7 +53,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The store directory inside a data dir.
-fn store_dir(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("store")
+/// The identity and store of a data dir, opened directly because no node is running there.
+async fn open_offline(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(crate::identity::Identity, crate::store::Store)> {
+    let dir = data_dir.to_owned();
+    let identity =
+        tokio::task::spawn_blocking(move || crate::identity::Identity::load_or_create(&dir))
+            .await??;
+    let store = crate::store::Store::open(data_dir.join("store"), Default::default()).await?;
+    Ok((identity, store))
 }

@@ -4,10 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::control::{client, Request, Response};
-use crate::identity::Identity;
 use crate::message::{Limits, BROADCAST};
 use crate::node::{send::store_new, Content};
-use crate::store::Store;
 
 /// Options of `mule send`.
 #[derive(Debug, clap::Args)]
@@ -49,10 +47,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         Ok(other) => anyhow::bail!("unexpected answer from the node: {other:?}"),
         Err(client::Error::NotRunning(_)) => {
             // No node: store it ourselves; the node relays it when it starts.
-            let dir = data_dir.clone();
-            let identity =
-                tokio::task::spawn_blocking(move || Identity::load_or_create(&dir)).await??;
-            let store = Store::open(super::store_dir(&data_dir), Default::default()).await?;
+            let (identity, store) = super::open_offline(&data_dir).await?;
             let content = match (args.text, file) {
                 (Some(t), None) => Content::Bytes(t.into_bytes()),
                 (None, Some(f)) => Content::File(f),
