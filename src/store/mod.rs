@@ -323,15 +323,16 @@ impl Store {
             inline: true,
         };
         let record = tables::encode(&stored)?;
+        let (header, received_ms) = (stored.header.clone(), stored.received_ms);
         self.inner
             .writer
             .write(move |txn| {
-                insert_message(txn, &stored.header, &record, Some(&content))?;
-                record_source(txn, &stored.header.id, from.as_deref(), stored.received_ms)
+                insert_message(txn, &header, &record, Some(&content))?;
+                record_source(txn, &header.id, from.as_deref(), received_ms)
             })
             .await?;
         tracing::debug!(id = %id.short(), "stored message inline");
-        self.get(id).await?.ok_or(Error::NotFound(id))
+        Ok(stored)
     }
 
     /// Starts (or resumes) receiving a message. Fails with [`Error::AlreadyStored`] if it is
