@@ -182,6 +182,13 @@ impl Header {
         self.check_time(now_ms, limits)
     }
 
+    /// Bounds and time, without the signature: for a header this node just signed itself,
+    /// where verifying would cost as much as signing and prove nothing.
+    pub fn check_unsigned(&self, now_ms: u64, limits: &Limits) -> Result<(), ValidationError> {
+        self.check_bounds(limits)?;
+        self.check_time(now_ms, limits)
+    }
+
     /// Only the time checks: a stored header is re-checked for expiry without re-verifying.
     pub fn check_time(&self, now_ms: u64, limits: &Limits) -> Result<(), ValidationError> {
         let skew_ms = limits.clock_skew.as_millis() as u64;

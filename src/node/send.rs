@@ -42,7 +42,7 @@ pub async fn store_new(
     let sign = |h: Result<Header, crate::message::EncodeError>| -> Result<Header, Error> {
         let header = h.map_err(|e| Error::Send(e.to_string()))?;
         header
-            .validate(now_ms(), limits)
+            .check_unsigned(now_ms(), limits)
             .map_err(|e| Error::Send(e.to_string()))?;
         Ok(header)
     };

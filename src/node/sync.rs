@@ -19,7 +19,9 @@ use crate::protocol::{diff, push, Code, Frame, WireError};
 use crate::store::{Delivery, Stored};
 
 /// Messages pushed to one peer concurrently (lets the receiver group-commit small messages).
-pub(super) const MESSAGE_CONCURRENCY: usize = 32;
+pub(super) const MESSAGE_CONCURRENCY: usize = 64;
+/// Unit of the push window, in bytes.
+const WINDOW_UNIT: usize = 1024;
 /// Restarts of one push after `incorrect-offset` before it counts as a transient failure.
 pub(super) const MAX_RESTARTS: u32 = 3;
 
@@ -50,6 +52,8 @@ fn classify(e: WireError) -> Outcome {
 struct Candidate {
     stored: Stored,
     attempts: u32,
+    /// The content, when it is small and was read with the batch.
+    content: Option<Vec<u8>>,
 }
 
 /// Runs until `stop` turns true (peer deselected, node shutting down).
@@ -174,7 +178,11 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
             _ => 0,
         };
         if ctx.should_offer(&peer, &stored) {
-            candidates.push(Candidate { stored, attempts });
+            candidates.push(Candidate {
+                stored,
+                attempts,
+                content: None,
+            });
         }
     }
     if candidates.is_empty() {
@@ -218,10 +226,26 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
         ctx.record_all(peer, already).await;
     }
     lacking.sort_by_key(|c| (c.stored.header.created_ms, c.stored.header.id));
+    // Small contents for the whole batch in one read.
+    let inline: Vec<MessageId> = lacking
+        .iter()
+        .filter(|c| c.stored.inline)
+        .map(|c| c.stored.header.id)
+        .collect();
+    if let Ok(contents) = ctx.store.inline_contents(inline).await {
+        let mut contents = contents.into_iter();
+        for c in lacking.iter_mut().filter(|c| c.stored.inline) {
+            c.content = contents.next().flatten();
+        }
+    }
 
     let broken = Arc::new(AtomicBool::new(false));
-    let window = Arc::new(Semaphore::new(ctx.config.push_window.max(1)));
-    let pushes = lacking.into_iter().map(|candidate| {
+    // The window bounds bytes in flight to this peer (push_window chunks' worth), counted in
+    // KiB: a 1 KiB message takes one unit, a full chunk takes chunk_size / 1024 of them.
+    let window_units =
+        ctx.config.push_window.max(1) * ctx.config.chunk_size.max(WINDOW_UNIT) / WINDOW_UNIT;
+    let window = Arc::new(Semaphore::new(window_units));
+    let pushes = lacking.into_iter().map(|mut candidate| {
         let broken = broken.clone();
         let window = window.clone();
         let ctx = ctx.clone();
@@ -229,7 +253,8 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
             let outcome = if broken.load(Ordering::Relaxed) {
                 Outcome::Skipped
             } else {
-                push_one(&ctx, peer, &candidate.stored, &window).await
+                let content = candidate.content.take();
+                push_one(&ctx, peer, &candidate.stored, content, &window).await
             };
             if matches!(outcome, Outcome::Connection(_)) {
                 broken.store(true, Ordering::Relaxed);
@@ -243,6 +268,8 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
         .buffer_unordered(MESSAGE_CONCURRENCY)
         .ready_chunks(MESSAGE_CONCURRENCY);
     let mut left = total;
+    // Recording runs beside the pushes: a commit never stalls the next batch.
+    let mut recording = tokio::task::JoinSet::new();
     while let Some(done) = outcomes.next().await {
         left -= done.len();
         ctx.set_queue(peer, left);
@@ -280,8 +307,10 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
             };
             states.push((id, state));
         }
-        ctx.record_all(peer, states).await;
+        let ctx = ctx.clone();
+        recording.spawn(async move { ctx.record_all(peer, states).await });
     }
+    while recording.join_next().await.is_some() {}
     if broken.load(Ordering::Relaxed) {
         result.connection_failed = true;
         let _ = ctx.net.report_error(peer).await;
@@ -295,6 +324,7 @@ async fn push_one(
     ctx: &Arc<Ctx>,
     peer: PeerId,
     stored: &Stored,
+    mut content: Option<Vec<u8>>,
     window: &Arc<Semaphore>,
 ) -> Outcome {
     let mut header = stored.header.clone();
@@ -334,13 +364,15 @@ async fn push_one(
             // Fill the window.
             while offset < len || final_empty {
                 // With nothing in flight, wait for the window; otherwise take a slot if free.
+                let n = chunk.min(len - offset);
+                let units = (n as usize).div_ceil(WINDOW_UNIT).max(1) as u32;
                 let permit = if inflight.is_empty() {
-                    match window.clone().acquire_owned().await {
+                    match window.clone().acquire_many_owned(units).await {
                         Ok(p) => p,
                         Err(_) => return Outcome::Transient("push window closed".into()),
                     }
                 } else {
-                    match window.clone().try_acquire_owned() {
+                    match window.clone().try_acquire_many_owned(units) {
                         Ok(p) => p,
                         Err(_) => break,
                     }
@@ -348,10 +380,15 @@ async fn push_one(
                 if failed.load(Ordering::Acquire) {
                     break;
                 }
-                let n = chunk.min(len - offset);
-                let data = match ctx.store.read_range(id, offset, n).await {
-                    Ok(d) => d,
-                    Err(e) => return Outcome::Transient(format!("cannot read content: {e}")),
+                let prefetched = content
+                    .take()
+                    .filter(|c| offset == 0 && c.len() as u64 == n);
+                let data = match prefetched {
+                    Some(d) => d,
+                    None => match ctx.store.read_range(id, offset, n).await {
+                        Ok(d) => d,
+                        Err(e) => return Outcome::Transient(format!("cannot read content: {e}")),
+                    },
                 };
                 let request = push::Request::Chunk {
                     header: Box::new((*header).clone()),

@@ -467,6 +467,27 @@ impl Store {
         Ok((stored, content))
     }
 
+    /// The contents of inline (small) messages, in one read transaction; `None` for ids whose
+    /// content is not inline. Lets a sender push a batch of small messages without one read each.
+    pub async fn inline_contents(
+        &self,
+        ids: Vec<MessageId>,
+    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let store = self.clone();
+        blocking(move || {
+            let read = store.inner.db.begin_read()?;
+            let inline = read.open_table(INLINE)?;
+            ids.iter()
+                .map(|id| {
+                    Ok(inline
+                        .get(id.as_bytes().as_slice())?
+                        .map(|v| v.value().to_vec()))
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Reads `len` bytes at `offset` of a complete message (pull requests, push senders).
     pub async fn read_range(&self, id: MessageId, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
         let store = self.clone();
