@@ -73,12 +73,9 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// A fresh random identity (tests, and first start).
     pub fn generate() -> Self {
+        use rand::RngCore;
         let mut seed = [0u8; KEY_FILE_LEN];
-        let secret = Keypair::generate_ed25519();
-        // A freshly generated ed25519 keypair always converts back to ed25519.
-        if let Ok(kp) = secret.try_into_ed25519() {
-            seed.copy_from_slice(&kp.secret().as_ref()[..KEY_FILE_LEN]);
-        }
+        rand::rngs::OsRng.fill_bytes(&mut seed);
         Self::from_seed(seed)
     }
 
