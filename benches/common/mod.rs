@@ -168,6 +168,8 @@ impl Record {
         self.fields.insert("goal".into(), goal);
         self.fields.insert("goal_met".into(), met);
         self.fields.insert("commit".into(), json!(git_commit()));
+        // Other work on this machine skews every number: record how busy it was.
+        self.fields.insert("load1".into(), json!(load1()));
         self.fields
             .insert("unix_time".into(), json!(mule::message::now_ms() / 1000));
         let line = Value::Object(self.fields).to_string();
@@ -175,6 +177,16 @@ impl Record {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
+}
+
+/// The 1-minute load average (runnable + uninterruptible tasks), from /proc/loadavg.
+pub fn load1() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Four significant decimals are plenty and keep the lines short.
