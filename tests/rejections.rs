@@ -42,7 +42,7 @@ async fn push(
 fn code(r: &push::Response) -> Option<Code> {
     match r {
         push::Response::Error(e) => Some(e.code.clone()),
-        push::Response::Offset(_) => None,
+        push::Response::Offset(_) | push::Response::Batch(_) => None,
     }
 }
 

@@ -145,9 +145,7 @@ impl Handler {
                 }
                 Inbound::Push(frame, ch) => {
                     let r = self.push(peer, frame).await;
-                    let r = self
-                        .account(r)
-                        .map_or_else(push::Response::Error, push::Response::Offset);
+                    let r = self.account(r).unwrap_or_else(push::Response::Error);
                     net.respond_push(ch, r).await
                 }
                 Inbound::Repo(frame, ch) => {
@@ -264,16 +262,62 @@ impl Handler {
         }
     }
 
-    async fn push(&self, peer: PeerId, frame: Frame<push::Request>) -> Result<u64, WireError> {
+    async fn push(
+        &self,
+        peer: PeerId,
+        frame: Frame<push::Request>,
+    ) -> Result<push::Response, WireError> {
         self.ctx.auth.inbound(&peer, Action::Push).map_err(denied)?;
         match self.frame(peer, frame)? {
-            push::Request::ResumeOffset { id } => self.resume_offset(peer, id).await,
+            push::Request::ResumeOffset { id } => self
+                .resume_offset(peer, id)
+                .await
+                .map(push::Response::Offset),
             push::Request::Chunk {
                 header,
                 offset,
                 data,
-            } => self.chunk(peer, *header, offset, data).await,
+            } => self
+                .chunk(peer, *header, offset, data)
+                .await
+                .map(push::Response::Offset),
+            push::Request::Batch(messages) => self.batch(peer, messages).await,
         }
+    }
+
+    /// Stores each message of a batch as if it came alone; they share group commits.
+    async fn batch(
+        &self,
+        peer: PeerId,
+        messages: Vec<push::Whole>,
+    ) -> Result<push::Response, WireError> {
+        if messages.len() > push::MAX_BATCH {
+            return Err(err(
+                Code::BadRequest,
+                format!(
+                    "batch of {} messages; at most {}",
+                    messages.len(),
+                    push::MAX_BATCH
+                ),
+            ));
+        }
+        let results = futures::future::join_all(messages.into_iter().map(|m| async move {
+            let r = if m.data.len() as u64 != m.header.length {
+                Err(err(
+                    Code::BadRequest,
+                    format!(
+                        "batched message carries {} of {} bytes",
+                        m.data.len(),
+                        m.header.length
+                    ),
+                ))
+            } else {
+                self.chunk(peer, m.header, 0, m.data).await.map(|_| ())
+            };
+            self.account(r).err()
+        }))
+        .await;
+        Ok(push::Response::Batch(results))
     }
 
     async fn resume_offset(&self, peer: PeerId, id: MessageId) -> Result<u64, WireError> {

@@ -20,6 +20,8 @@ use crate::store::{Delivery, Stored};
 
 /// Messages pushed to one peer concurrently (lets the receiver group-commit small messages).
 pub(super) const MESSAGE_CONCURRENCY: usize = 64;
+/// Most content bytes in one batch request (the request limit is a little over 1 MiB).
+const BATCH_BYTES: usize = 512 * 1024;
 /// Unit of the push window, in bytes.
 const WINDOW_UNIT: usize = 1024;
 /// Restarts of one push after `incorrect-offset` before it counts as a transient failure.
@@ -245,11 +247,51 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
     let window_units =
         ctx.config.push_window.max(1) * ctx.config.chunk_size.max(WINDOW_UNIT) / WINDOW_UNIT;
     let window = Arc::new(Semaphore::new(window_units));
-    let pushes = lacking.into_iter().map(|mut candidate| {
-        let broken = broken.clone();
-        let window = window.clone();
-        let ctx = ctx.clone();
-        async move {
+    // Small messages whose content was read with the batch go whole, many per request; the
+    // rest go one by one in chunks.
+    let (mut small, large): (Vec<Candidate>, Vec<Candidate>) = lacking.into_iter().partition(|c| {
+        c.content
+            .as_ref()
+            .is_some_and(|d| d.len() as u64 == c.stored.header.length)
+    });
+    let mut batches: Vec<Vec<Candidate>> = Vec::new();
+    let mut bytes = 0usize;
+    for c in small.drain(..) {
+        let size = c.stored.header.length as usize + 1024;
+        let full = batches
+            .last()
+            .is_none_or(|b| b.len() >= push::MAX_BATCH || bytes + size > BATCH_BYTES);
+        if full {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(b) = batches.last_mut() {
+            b.push(c);
+        }
+    }
+    let total = batches.iter().map(Vec::len).sum::<usize>() + large.len();
+    type Done = Vec<(Candidate, Outcome)>;
+    let mut jobs: Vec<futures::future::BoxFuture<'static, Done>> = Vec::new();
+    for batch in batches {
+        let (ctx, broken, window) = (ctx.clone(), broken.clone(), window.clone());
+        jobs.push(Box::pin(async move {
+            if broken.load(Ordering::Relaxed) {
+                return batch.into_iter().map(|c| (c, Outcome::Skipped)).collect();
+            }
+            let done = push_batch(&ctx, peer, batch, &window, window_units).await;
+            if done
+                .iter()
+                .any(|(_, o)| matches!(o, Outcome::Connection(_)))
+            {
+                broken.store(true, Ordering::Relaxed);
+            }
+            done
+        }));
+    }
+    for mut candidate in large {
+        let (ctx, broken, window) = (ctx.clone(), broken.clone(), window.clone());
+        jobs.push(Box::pin(async move {
             let outcome = if broken.load(Ordering::Relaxed) {
                 Outcome::Skipped
             } else {
@@ -259,14 +301,14 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
             if matches!(outcome, Outcome::Connection(_)) {
                 broken.store(true, Ordering::Relaxed);
             }
-            (candidate, outcome)
-        }
-    });
-    let total = pushes.len();
+            vec![(candidate, outcome)]
+        }));
+    }
     // Outcomes are recorded in batches: one commit for many messages.
-    let mut outcomes = stream::iter(pushes)
+    let mut outcomes = stream::iter(jobs)
         .buffer_unordered(MESSAGE_CONCURRENCY)
-        .ready_chunks(MESSAGE_CONCURRENCY);
+        .ready_chunks(MESSAGE_CONCURRENCY)
+        .map(|chunks| chunks.into_iter().flatten().collect::<Vec<_>>());
     let mut left = total;
     // Recording runs beside the pushes: a commit never stalls the next batch.
     let mut recording = tokio::task::JoinSet::new();
@@ -346,6 +388,9 @@ async fn push_one(
                 next = n.min(len)
             }
             Ok(push::Response::Error(e)) => return classify(e),
+            Ok(push::Response::Batch(_)) => {
+                return Outcome::Transient("peer answered a batch to resume-offset".into())
+            }
             Err(e) => return Outcome::Connection(e.to_string()),
         }
     }
@@ -434,7 +479,79 @@ async fn push_one(
                     continue 'restart;
                 }
                 Ok(Ok(push::Response::Error(e))) => return classify(e),
+                Ok(Ok(push::Response::Batch(_))) => {
+                    return Outcome::Transient("peer answered a batch to a chunk".into())
+                }
             }
         }
+    }
+}
+
+/// Pushes small messages whole, several per request: one request per message would cap a peer
+/// at the few thousand requests per second a libp2p request-response stream pair manages.
+async fn push_batch(
+    ctx: &Arc<Ctx>,
+    peer: PeerId,
+    batch: Vec<Candidate>,
+    window: &Arc<Semaphore>,
+    window_units: usize,
+) -> Vec<(Candidate, Outcome)> {
+    // Batches count against the same byte window as chunks.
+    let bytes: u64 = batch.iter().map(|c| c.stored.header.length).sum();
+    let units = (bytes as usize)
+        .div_ceil(WINDOW_UNIT)
+        .clamp(1, window_units) as u32;
+    let Ok(_permit) = window.clone().acquire_many_owned(units).await else {
+        return batch
+            .into_iter()
+            .map(|c| (c, Outcome::Transient("push window closed".into())))
+            .collect();
+    };
+    let own = ctx.identity.public_key();
+    let hop = serde_bytes::ByteBuf::from(ctx.peer_id.to_bytes());
+    let mut messages = Vec::with_capacity(batch.len());
+    let mut batch = batch;
+    for c in batch.iter_mut() {
+        let mut header = c.stored.header.clone();
+        if header.sender != own {
+            header.hops.push(hop.clone());
+        }
+        let data = c.content.take().unwrap_or_default();
+        Counters::add(&ctx.counters.bytes_sent, data.len() as u64);
+        messages.push(push::Whole { header, data });
+    }
+    let answer = ctx
+        .net
+        .push(peer, Frame::Ok(push::Request::Batch(messages)))
+        .await;
+    match answer {
+        Ok(push::Response::Batch(items)) if items.len() == batch.len() => batch
+            .into_iter()
+            .zip(items)
+            .map(|(c, item)| {
+                let outcome = match item {
+                    None => Outcome::Delivered { duplicate: false },
+                    Some(e) => classify(e),
+                };
+                (c, outcome)
+            })
+            .collect(),
+        Ok(push::Response::Error(e)) => {
+            let outcome = || classify(e.clone());
+            batch.into_iter().map(|c| (c, outcome())).collect()
+        }
+        Ok(other) => batch
+            .into_iter()
+            .map(|c| {
+                (
+                    c,
+                    Outcome::Transient(format!("unusable batch answer {other:?}")),
+                )
+            })
+            .collect(),
+        Err(e) => batch
+            .into_iter()
+            .map(|c| (c, Outcome::Connection(e.to_string())))
+            .collect(),
     }
 }

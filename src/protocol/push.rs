@@ -13,8 +13,20 @@ pub const DEFAULT_CHUNK: usize = 256 * 1024;
 pub const MAX_CHUNK: usize = 1024 * 1024;
 /// Largest request: a chunk plus the largest header plus framing.
 pub const REQUEST_MAX: u64 = (MAX_CHUNK + Header::MAX_ENCODED_LEN + 1024) as u64;
-/// Largest response.
-pub const RESPONSE_MAX: u64 = 4 * 1024;
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 256;
+/// Largest response: a batch answer with an error for every message.
+pub const RESPONSE_MAX: u64 = (MAX_BATCH * (crate::protocol::error::MAX_MESSAGE_LEN + 64)) as u64;
+
+/// A small message carried whole inside a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whole {
+    /// The header, with the pushing relay appended to `hops`.
+    pub header: Header,
+    /// The whole content.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
 
 /// A push request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +49,10 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// Several small messages, each whole, in one request (at most [`MAX_BATCH`], and within
+    /// [`REQUEST_MAX`] bytes). Answered with [`Response::Batch`]. Each message is judged on its
+    /// own, as if it came in a chunk of its own at offset 0.
+    Batch(Vec<Whole>),
 }
 
 /// A push response.
@@ -45,6 +61,9 @@ pub enum Request {
 pub enum Response {
     /// The next offset the receiver expects; equal to the length once the message is stored.
     Offset(u64),
+    /// One entry per message of a batch, in order: `null` if it is stored now, else why not
+    /// (`already-seen` counts as delivered).
+    Batch(Vec<Option<WireError>>),
     /// The request was refused.
     Error(WireError),
 }
