@@ -271,3 +271,52 @@ async fn blocked_peer_is_not_authorized() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A batch is judged message by message: one answer each, in order.
+#[tokio::test]
+async fn batch_answers_each_message() -> anyhow::Result<()> {
+    common::init_tracing();
+    let a = start(None, |_| {}).await?;
+    let b = start(Some(&a), |_| {}).await?;
+    wait_selected(&a, 1).await?;
+    let bp = b.peer_id();
+    let good = sign(draft("*"), b"first")?;
+    let seen = sign(draft("*"), b"second")?;
+    assert_eq!(
+        push(&a, bp, chunk(&seen, 0, b"second")).await?,
+        push::Response::Offset(6)
+    );
+    let mut forged = sign(draft("*"), b"third")?;
+    forged.sha256 = [0; 32];
+    let short = sign(draft("*"), b"fourth")?;
+    let whole = |h: &Header, d: &[u8]| push::Whole {
+        header: h.clone(),
+        data: d.to_vec(),
+    };
+    let batch = vec![
+        whole(&good, b"first"),
+        whole(&seen, b"second"),
+        whole(&forged, b"third"),
+        whole(&short, b"four"),
+    ];
+    let r = a
+        .net()
+        .push(bp, Frame::Ok(push::Request::Batch(batch)))
+        .await?;
+    let push::Response::Batch(items) = r else {
+        anyhow::bail!("expected a batch answer, got {r:?}");
+    };
+    let codes: Vec<Option<Code>> = items.into_iter().map(|i| i.map(|e| e.code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            Some(Code::AlreadySeen),
+            Some(Code::InvalidSignature),
+            Some(Code::BadRequest)
+        ]
+    );
+    assert!(b.store().exists(good.id).await?);
+    assert!(!b.store().exists(forged.id).await?);
+    Ok(())
+}
