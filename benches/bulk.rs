@@ -41,12 +41,12 @@ impl Transport {
     }
 
     fn listen(self) -> Multiaddr {
+        use libp2p::multiaddr::Protocol;
+        let base = Multiaddr::empty().with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST));
         match self {
-            Transport::Tcp => "/ip4/127.0.0.1/tcp/0",
-            Transport::Quic => "/ip4/127.0.0.1/udp/0/quic-v1",
+            Transport::Tcp => base.with(Protocol::Tcp(0)),
+            Transport::Quic => base.with(Protocol::Udp(0)).with(Protocol::QuicV1),
         }
-        .parse()
-        .expect("valid multiaddr")
     }
 
     fn stack(self) -> &'static str {
