@@ -219,6 +219,23 @@ mod vectors {
                 )))?,
             ),
             (
+                "push-batch-request",
+                cbor(&push::Request::Batch(vec![push::Whole {
+                    header: h.clone(),
+                    data: content.clone(),
+                }]))?,
+            ),
+            (
+                "push-response-batch",
+                cbor(&push::Response::Batch(vec![
+                    None,
+                    Some(WireError::new(
+                        Code::AlreadySeen,
+                        format!("message {id} is already stored"),
+                    )),
+                ]))?,
+            ),
+            (
                 "repo-manifest-request-first",
                 cbor(&repo::Request::Manifest {
                     after: None,
@@ -266,6 +283,15 @@ mod vectors {
             (repo::PROTOCOL, "response") => cbor(&from_slice::<repo::Response>(bytes)?),
             other => anyhow::bail!("unknown protocol/direction {other:?}"),
         }
+    }
+
+    #[test]
+    #[ignore = "prints the built forms, for regenerating wire-1.json after a deliberate change"]
+    fn print_wire_forms() -> anyhow::Result<()> {
+        for (name, hex) in build()? {
+            println!("FORM {name} {hex}");
+        }
+        Ok(())
     }
 
     #[test]
