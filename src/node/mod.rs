@@ -210,6 +210,18 @@ impl Ctx {
         self.auth.push_to(peer, header).is_ok()
     }
 
+    /// The header as it leaves this node: a relay appends its own peer id to `hops`; the
+    /// original sender does not.
+    fn outgoing_header(&self, stored: &Stored) -> crate::message::Header {
+        let mut header = stored.header.clone();
+        if header.sender != self.identity.public_key() {
+            header
+                .hops
+                .push(serde_bytes::ByteBuf::from(self.peer_id.to_bytes()));
+        }
+        header
+    }
+
     /// Records delivery states towards `peer` in one commit.
     async fn record_all(&self, peer: PeerId, states: Vec<(MessageId, Delivery)>) {
         if states.is_empty() {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::stream::{self, FuturesOrdered, StreamExt};
 use libp2p::PeerId;
 use rand::Rng;
-use serde_bytes::ByteBuf;
 use tokio::sync::{broadcast, watch, Semaphore};
 use tracing::Instrument;
 
@@ -369,11 +368,8 @@ async fn push_one(
     mut content: Option<Vec<u8>>,
     window: &Arc<Semaphore>,
 ) -> Outcome {
-    let mut header = stored.header.clone();
+    let header = ctx.outgoing_header(stored);
     let id = header.id;
-    if header.sender != ctx.identity.public_key() {
-        header.hops.push(ByteBuf::from(ctx.peer_id.to_bytes()));
-    }
     let len = header.length;
     let chunk = ctx.config.chunk_size.clamp(1, push::MAX_CHUNK) as u64;
     let mut next = 0;
@@ -507,15 +503,10 @@ async fn push_batch(
             .map(|c| (c, Outcome::Transient("push window closed".into())))
             .collect();
     };
-    let own = ctx.identity.public_key();
-    let hop = serde_bytes::ByteBuf::from(ctx.peer_id.to_bytes());
     let mut messages = Vec::with_capacity(batch.len());
     let mut batch = batch;
     for c in batch.iter_mut() {
-        let mut header = c.stored.header.clone();
-        if header.sender != own {
-            header.hops.push(hop.clone());
-        }
+        let header = ctx.outgoing_header(&c.stored);
         let data = c.content.take().unwrap_or_default();
         Counters::add(&ctx.counters.bytes_sent, data.len() as u64);
         messages.push(push::Whole { header, data });
