@@ -342,7 +342,7 @@ impl Handler {
     /// Checks a header before any of its content is accepted.
     fn admit(&self, header: &Header) -> Result<(), WireError> {
         header
-            .validate(crate::message::now_ms(), &self.ctx.limits)
+            .validate(crate::message::now_ms(), &self.ctx.config.limits)
             .map_err(|e| err(validation_code(&e), e.to_string()))?;
         self.ctx.auth.sender(header).map_err(denied)?;
         let for_me = header.is_broadcast() || header.recipient == self.ctx.peer_id.to_string();

@@ -163,7 +163,6 @@ pub(crate) struct Ctx {
     net: net::Handle,
     counters: Counters,
     auth: Authoriser,
-    limits: Limits,
     config: Config,
     /// Ids of newly stored messages, for the sync tasks.
     news: broadcast::Sender<MessageId>,
@@ -204,7 +203,7 @@ impl Ctx {
             return false;
         }
         let relayed = usize::from(header.sender != self.identity.public_key());
-        if header.hops.len() + relayed > self.limits.max_hops {
+        if header.hops.len() + relayed > self.config.limits.max_hops {
             return false;
         }
         self.auth.push_to(peer, header).is_ok()
@@ -288,7 +287,6 @@ impl Node {
             net,
             counters: Counters::default(),
             auth: Authoriser::new(config.access.clone()),
-            limits: config.limits.clone(),
             config,
             news,
             events: node_events,

@@ -110,7 +110,7 @@ impl Node {
         let stored = store_new(
             &self.ctx.identity,
             &self.ctx.store,
-            &self.ctx.limits,
+            &self.ctx.config.limits,
             recipient.into(),
             content,
             lifespan,

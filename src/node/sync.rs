@@ -233,11 +233,15 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
         .filter(|c| c.stored.inline)
         .map(|c| c.stored.header.id)
         .collect();
-    if let Ok(contents) = ctx.store.inline_contents(inline).await {
-        let mut contents = contents.into_iter();
-        for c in lacking.iter_mut().filter(|c| c.stored.inline) {
-            c.content = contents.next().flatten();
+    match ctx.store.inline_contents(inline).await {
+        Ok(contents) => {
+            let mut contents = contents.into_iter();
+            for c in lacking.iter_mut().filter(|c| c.stored.inline) {
+                c.content = contents.next().flatten();
+            }
         }
+        // Each push then reads its own content (and reports the error if it persists).
+        Err(e) => tracing::warn!(error = %e, "cannot read small contents in one batch"),
     }
 
     let broken = Arc::new(AtomicBool::new(false));
