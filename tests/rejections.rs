@@ -320,3 +320,39 @@ async fn batch_answers_each_message() -> anyhow::Result<()> {
     assert!(!b.store().exists(forged.id).await?);
     Ok(())
 }
+
+/// A chunk refused for its bounds (past the end, or empty before the end) must not open a
+/// transfer: otherwise its sender would own the message and everyone else would get `busy`.
+#[tokio::test]
+async fn refused_chunks_open_no_transfer() -> anyhow::Result<()> {
+    common::init_tracing();
+    let a = start(None, |_| {}).await?;
+    let b = start(Some(&a), |_| {}).await?;
+    let c = start(Some(&a), |_| {}).await?;
+    wait_selected(&a, 2).await?;
+    wait_selected(&c, 1).await?;
+    let bp = b.peer_id();
+    let big = vec![9u8; 200_000];
+    let m = sign(draft("*"), &big)?;
+
+    let past_end = push(&a, bp, chunk(&m, 199_999, &[1, 2])).await?;
+    assert_eq!(code(&past_end), Some(Code::BadRequest), "{past_end:?}");
+    let empty_early = push(&a, bp, chunk(&m, 0, &[])).await?;
+    assert_eq!(
+        code(&empty_early),
+        Some(Code::BadRequest),
+        "{empty_early:?}"
+    );
+
+    // C is not told `busy`: no slot is owned by A.
+    assert_eq!(
+        push(&c, bp, chunk(&m, 0, &big[..100_000])).await?,
+        push::Response::Offset(100_000)
+    );
+    assert_eq!(
+        push(&c, bp, chunk(&m, 100_000, &big[100_000..])).await?,
+        push::Response::Offset(200_000)
+    );
+    assert!(b.store().exists(m.id).await?);
+    Ok(())
+}

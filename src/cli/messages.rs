@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::control::{client, views, MessageView, Request, Response};
+use crate::node::relay::Me;
 
 /// Options of `mule inbox` / `mule list`.
 #[derive(Debug, clap::Args)]
@@ -33,7 +34,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, which: Which) -> anyhow::
             // No node: read the store directly.
             let (identity, store) = super::open_offline(&data_dir).await?;
             let v = match which {
-                Which::Inbox => views::inbox(&store, &data_dir, &identity.peer_id()).await?,
+                Which::Inbox => views::inbox(&store, &data_dir, &Me::of(&identity)).await?,
                 Which::All => views::list(&store).await?,
             };
             store.close().await?;

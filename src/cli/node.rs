@@ -69,6 +69,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     config.access.burst = (args.rate_limit * 2.0).clamp(1.0, f64::from(u32::MAX)) as u32;
 
     let node = Node::start(config).await?;
+    let control = crate::control::server::Server::start(node.clone()).await?;
     let mut events = node.subscribe();
     println!("peer id: {}", node.peer_id());
     for addr in node.listen_addrs() {
@@ -90,6 +91,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    control.stop().await;
     node.shutdown().await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::identity;
+use crate::node::relay::{self, Me};
 use crate::store::{self, Store, Stored};
 
 /// Texts up to this size are shown inline; larger or binary contents are saved to a file.
@@ -77,20 +78,20 @@ pub async fn list(store: &Store) -> Result<Vec<MessageView>, store::Error> {
         .collect())
 }
 
-/// Messages for `me` (or everyone), with text inline or content saved under `<data_dir>/inbox/`.
+/// Messages addressed to `me` ([`relay::addresses`]), with text inline or content saved under
+/// `<data_dir>/inbox/`.
 pub async fn inbox(
     store: &Store,
     data_dir: &Path,
-    me: &PeerId,
+    me: &Me,
 ) -> Result<Vec<MessageView>, store::Error> {
-    let me = me.to_string();
     let mut out = Vec::new();
     for stored in store
         .manifest(None, usize::MAX, crate::message::now_ms())
         .await?
     {
         let h = &stored.header;
-        if !(h.is_broadcast() || h.recipient == me) {
+        if !relay::addresses(h, me) {
             continue;
         }
         let mut view = MessageView::of(&stored);

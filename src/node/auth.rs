@@ -14,15 +14,22 @@ use libp2p::PeerId;
 use crate::identity;
 use crate::message::Header;
 
-/// What is being asked, for the access decision.
+/// Whose access is decided: the peer we talk to, or the original sender of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// An inbound diff request.
-    Diff,
-    /// An inbound push (chunk or resume-offset).
-    Push,
-    /// An inbound repository request (manifest or pull).
-    Repo,
+pub enum Who {
+    /// The connected peer (noise proved its key).
+    Peer(PeerId),
+    /// A message's original sender (its signature proved the key).
+    Sender(PeerId),
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Who::Peer(p) => write!(f, "peer {p}"),
+            Who::Sender(p) => write!(f, "sender {p}"),
+        }
+    }
 }
 
 /// Why access was refused; becomes `not-authorized` or `rate-limit-exceeded` on the wire.
@@ -30,11 +37,19 @@ pub enum Action {
 #[non_exhaustive]
 pub enum Denied {
     /// The peer or sender is blocked.
-    #[error("{0} is not authorized")]
-    NotAuthorized(String),
+    #[error("{who} is not authorized")]
+    NotAuthorized {
+        /// Who was refused.
+        who: Who,
+    },
     /// The peer is over its request rate.
-    #[error("{0} is over its rate limit of {1} requests per second")]
-    RateLimited(String, f64),
+    #[error("{who} is over its rate limit of {rate} requests per second")]
+    RateLimited {
+        /// Who was refused.
+        who: Who,
+        /// The rate it is allowed.
+        rate: f64,
+    },
 }
 
 /// Access settings.
@@ -130,18 +145,23 @@ impl Authoriser {
         }
     }
 
-    /// May `peer` make this request of us now?
-    pub fn inbound(&self, peer: &PeerId, action: Action) -> Result<(), Denied> {
-        let _ = action;
+    /// May `peer` make a request of us now?
+    pub fn inbound(&self, peer: &PeerId) -> Result<(), Denied> {
+        self.inbound_at(peer, Instant::now())
+    }
+
+    /// [`Self::inbound`] at a given time.
+    pub fn inbound_at(&self, peer: &PeerId, now: Instant) -> Result<(), Denied> {
+        let who = Who::Peer(*peer);
         if self.policy.blocked.contains(peer) {
-            return Err(Denied::NotAuthorized(format!("peer {peer}")));
+            return Err(Denied::NotAuthorized { who });
         }
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        if !limiter.allows(peer, Instant::now()) {
-            return Err(Denied::RateLimited(
-                format!("peer {peer}"),
-                self.policy.requests_per_second,
-            ));
+        if !limiter.allows(peer, now) {
+            return Err(Denied::RateLimited {
+                who,
+                rate: self.policy.requests_per_second,
+            });
         }
         Ok(())
     }
@@ -149,9 +169,9 @@ impl Authoriser {
     /// May we carry messages from this header's original sender (checked on receipt and send)?
     pub fn sender(&self, header: &Header) -> Result<(), Denied> {
         match identity::peer_id_of(&header.sender) {
-            Some(sender) if self.policy.blocked.contains(&sender) => {
-                Err(Denied::NotAuthorized(format!("sender {sender}")))
-            }
+            Some(sender) if self.policy.blocked.contains(&sender) => Err(Denied::NotAuthorized {
+                who: Who::Sender(sender),
+            }),
             _ => Ok(()),
         }
     }
@@ -159,7 +179,9 @@ impl Authoriser {
     /// May we push this message to `peer`?
     pub fn push_to(&self, peer: &PeerId, header: &Header) -> Result<(), Denied> {
         if self.policy.blocked.contains(peer) {
-            return Err(Denied::NotAuthorized(format!("peer {peer}")));
+            return Err(Denied::NotAuthorized {
+                who: Who::Peer(*peer),
+            });
         }
         self.sender(header)
     }
@@ -206,8 +228,8 @@ mod tests {
         policy.blocked.insert(bad.peer_id());
         let auth = Authoriser::new(policy);
         assert!(matches!(
-            auth.inbound(&bad.peer_id(), Action::Push),
-            Err(Denied::NotAuthorized(_))
+            auth.inbound(&bad.peer_id()),
+            Err(Denied::NotAuthorized { .. })
         ));
         let header = crate::message::Draft {
             recipient: "*".into(),
@@ -219,6 +241,6 @@ mod tests {
         .ok();
         assert!(header.is_some_and(|h| auth.sender(&h).is_err()));
         let good = crate::identity::Identity::from_seed([8; 32]).peer_id();
-        assert_eq!(auth.inbound(&good, Action::Diff), Ok(()));
+        assert_eq!(auth.inbound(&good), Ok(()));
     }
 }

@@ -2,36 +2,42 @@
 //! times in one process.
 //!
 //! Tasks: the network [`EventLoop`](crate::net::EventLoop) owns the Swarm; the node's main task
-//! (the peer manager) starts and stops one [`sync`] task per selected peer and spawns an
-//! [`inbound`] task per request; a maintenance tick closes stalled transfers and collects
-//! expired messages. See `diagrams/message-flow.svg`.
+//! (the peer [`manager`]) starts and stops one [`sync`] task per selected peer and spawns an
+//! [`inbound`] task per request (at most [`manager::INBOUND_CAPACITY`] at once); a maintenance
+//! tick closes stalled transfers and collects expired messages. Every decision about what to
+//! carry for whom is in [`relay`] (pure) and [`auth`]. See `diagrams/message-flow.svg`.
+//!
+//! The node knows nothing of the control socket: the CLI serves it on top of a running node.
 
 pub mod auth;
 pub mod backoff;
 pub mod counters;
+mod ctx;
 mod inbound;
+pub mod manager;
+pub mod relay;
 pub mod send;
 mod sync;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use crate::identity::{self, Identity};
 use crate::message::{Limits, MessageId};
-use crate::net::{self, Event};
-use crate::store::{self, Delivery, Store, Stored};
+use crate::net;
+use crate::store::{self, Store};
 use auth::Authoriser;
 use counters::{Counters, Snapshot};
+use ctx::Ctx;
 
-pub use send::Content;
+pub use send::{Content, SendError};
 
 /// Node settings; `Default` plus the `with_*` methods cover tests and the CLI.
 #[derive(Clone, Debug)]
@@ -50,8 +56,6 @@ pub struct Config {
     pub push_window: usize,
     /// How often expired messages are collected.
     pub collect_interval: Duration,
-    /// Whether to serve the control socket (`mule send`, `status`, ... against a running node).
-    pub control_socket: bool,
     /// Whether to carry messages for others. A node that does not relay (a collector, a
     /// phone short of space) answers `no-route` to messages not addressed to it.
     pub relay: bool,
@@ -70,18 +74,16 @@ impl Config {
             chunk_size: crate::protocol::push::DEFAULT_CHUNK,
             push_window: 16,
             collect_interval: Duration::from_secs(60),
-            control_socket: true,
             relay: true,
             access: auth::Policy::default(),
         }
     }
 
-    /// A node for in-process tests: loopback TCP on an OS-chosen port, no mDNS, no control socket.
+    /// A node for in-process tests: loopback TCP on an OS-chosen port, no mDNS.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         let mut config = Self::new(data_dir);
         config.net.listen = "/ip4/127.0.0.1/tcp/0".parse().into_iter().collect();
         config.net.mdns = false;
-        config.control_socket = false;
         config.store.cache_bytes = 4 << 20;
         config
     }
@@ -103,12 +105,12 @@ pub enum Error {
     /// A request to the network task failed.
     #[error(transparent)]
     Request(#[from] net::RequestError),
-    /// The control socket could not be served.
-    #[error("control socket: {0}")]
-    Control(String),
+    /// A blocking task (loading the key file) panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// A message to send was refused before it left.
     #[error("cannot send: {0}")]
-    Send(String),
+    Send(#[from] SendError),
 }
 
 /// What happens inside a node, for tests and the CLI.
@@ -155,94 +157,6 @@ pub struct Status {
     pub counters: Snapshot,
 }
 
-/// State shared by a node's tasks.
-pub(crate) struct Ctx {
-    peer_id: PeerId,
-    identity: Identity,
-    store: Store,
-    net: net::Handle,
-    counters: Counters,
-    auth: Authoriser,
-    config: Config,
-    /// Ids of newly stored messages, for the sync tasks.
-    news: broadcast::Sender<MessageId>,
-    /// Everything else, for observers.
-    events: broadcast::Sender<NodeEvent>,
-    queues: Mutex<BTreeMap<String, usize>>,
-    listen: Mutex<Vec<Multiaddr>>,
-}
-
-impl Ctx {
-    fn set_queue(&self, peer: PeerId, len: usize) {
-        self.queues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer.to_string(), len);
-    }
-
-    fn remove_queue(&self, peer: PeerId) {
-        self.queues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&peer.to_string());
-    }
-
-    /// Whether `stored` should be offered to `peer` at all: not back to a relay it came
-    /// through, not to its sender, within the hop limit, and allowed by the access policy.
-    fn should_offer(&self, peer: &PeerId, stored: &Stored) -> bool {
-        let header = &stored.header;
-        let peer_bytes = peer.to_bytes();
-        if header
-            .hops
-            .iter()
-            .any(|h| h.as_slice() == peer_bytes.as_slice())
-        {
-            return false;
-        }
-        if identity::public_key_of(peer) == Some(header.sender) {
-            return false;
-        }
-        let relayed = usize::from(header.sender != self.identity.public_key());
-        if header.hops.len() + relayed > self.config.limits.max_hops {
-            return false;
-        }
-        self.auth.push_to(peer, header).is_ok()
-    }
-
-    /// The header as it leaves this node: a relay appends its own peer id to `hops`; the
-    /// original sender does not.
-    fn outgoing_header(&self, stored: &Stored) -> crate::message::Header {
-        let mut header = stored.header.clone();
-        if header.sender != self.identity.public_key() {
-            header
-                .hops
-                .push(serde_bytes::ByteBuf::from(self.peer_id.to_bytes()));
-        }
-        header
-    }
-
-    /// Records delivery states towards `peer` in one commit.
-    async fn record_all(&self, peer: PeerId, states: Vec<(MessageId, Delivery)>) {
-        if states.is_empty() {
-            return;
-        }
-        let peer = peer.to_bytes();
-        let rows = states
-            .into_iter()
-            .map(|(id, s)| (id, peer.clone(), s))
-            .collect();
-        if let Err(e) = self.store.set_deliveries(rows).await {
-            tracing::warn!(error = %e, "cannot record delivery state");
-        }
-    }
-
-    /// A new message is stored locally: every sync task offers it.
-    fn announce(&self, id: MessageId, from: Option<PeerId>) {
-        let _ = self.news.send(id);
-        let _ = self.events.send(NodeEvent::Stored { id, from });
-    }
-}
-
 /// A running node. Cheap to clone; [`Node::shutdown`] stops it.
 #[derive(Clone)]
 pub struct Node {
@@ -268,9 +182,8 @@ impl Node {
     /// Loads (or creates) the identity in `config.data_dir` and starts the node.
     pub async fn start(config: Config) -> Result<Self, Error> {
         let dir = config.data_dir.clone();
-        let identity = tokio::task::spawn_blocking(move || Identity::load_or_create(&dir))
-            .await
-            .map_err(|e| Error::Control(e.to_string()))??;
+        let identity =
+            tokio::task::spawn_blocking(move || Identity::load_or_create(&dir)).await??;
         Self::start_with(identity, config).await
     }
 
@@ -282,6 +195,7 @@ impl Node {
         let (node_events, _) = broadcast::channel(NEWS_CAPACITY);
         let ctx = Arc::new(Ctx {
             peer_id: identity.peer_id(),
+            me: relay::Me::of(&identity),
             identity,
             store,
             net,
@@ -296,18 +210,12 @@ impl Node {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(event_loop.run());
-        tasks.spawn(manage(ctx.clone(), events, stop_rx.clone()));
+        tasks.spawn(manager::run(ctx.clone(), events, stop_rx));
         let node = Self {
             ctx,
             stop,
-            tasks: Arc::new(tokio::sync::Mutex::new(None)),
+            tasks: Arc::new(tokio::sync::Mutex::new(Some(tasks))),
         };
-        if node.ctx.config.control_socket {
-            let server = crate::control::server::bind(&node.ctx.config.data_dir)
-                .map_err(|e| Error::Control(e.to_string()))?;
-            tasks.spawn(crate::control::server::serve(server, node.clone(), stop_rx));
-        }
-        *node.tasks.lock().await = Some(tasks);
         tracing::info!(peer_id = %node.ctx.peer_id, "node started");
         Ok(node)
     }
@@ -315,6 +223,11 @@ impl Node {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.ctx.peer_id
+    }
+
+    /// Who this node is, for the relay policy (which messages are addressed to it).
+    pub fn me(&self) -> &relay::Me {
+        &self.ctx.me
     }
 
     /// The node's identity.
@@ -399,11 +312,6 @@ impl Node {
         })
     }
 
-    /// Whether a header is addressed to this node (its peer id, or everyone).
-    pub fn is_for_me(&self, header: &crate::message::Header) -> bool {
-        header.is_broadcast() || header.recipient == self.ctx.peer_id.to_string()
-    }
-
     /// Stops every task, closes the network and the store. Other clones become inert.
     pub async fn shutdown(self) -> Result<(), Error> {
         let _ = self.stop.send(true);
@@ -418,69 +326,4 @@ impl Node {
         drop(ctx);
         store.close().await.map_err(Error::from)
     }
-}
-
-/// The peer manager: sync tasks per selected peer, a task per inbound request, maintenance.
-async fn manage(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch::Receiver<bool>) {
-    let span = tracing::info_span!("node", node = %ctx.peer_id);
-    async move {
-        let inbound = inbound::Handler::new(ctx.clone());
-        let mut syncs: HashMap<PeerId, watch::Sender<bool>> = HashMap::new();
-        let mut workers = JoinSet::new();
-        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
-        let mut last_collect = Instant::now() - ctx.config.collect_interval;
-        loop {
-            tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                Some(event) = events.peers.recv() => match event {
-                    Event::Selected(peer) => {
-                        let (tx, rx) = watch::channel(false);
-                        if let Some(old) = syncs.insert(peer, tx) {
-                            let _ = old.send(true);
-                        }
-                        workers.spawn(sync::run(ctx.clone(), peer, rx));
-                    }
-                    Event::Deselected(peer) => {
-                        if let Some(tx) = syncs.remove(&peer) {
-                            let _ = tx.send(true);
-                        }
-                    }
-                    Event::Listening(addr) => {
-                        ctx.listen.lock().unwrap_or_else(|p| p.into_inner()).push(addr.clone());
-                        let _ = ctx.events.send(NodeEvent::Listening(addr));
-                    }
-                    Event::Request { peer, inbound: req } => {
-                        workers.spawn(inbound.clone().handle(peer, req));
-                    }
-                },
-                Some(event) = events.requests.recv() => {
-                    if let Event::Request { peer, inbound: req } = event {
-                        workers.spawn(inbound.clone().handle(peer, req));
-                    }
-                }
-                _ = tick.tick() => {
-                    inbound.reap_idle(Instant::now());
-                    if last_collect.elapsed() >= ctx.config.collect_interval {
-                        last_collect = Instant::now();
-                        let store = ctx.store.clone();
-                        workers.spawn(async move {
-                            if let Err(e) = store.collect_expired(crate::message::now_ms()).await {
-                                tracing::warn!(error = %e, "expiry collection failed");
-                            }
-                        });
-                    }
-                }
-                Some(_) = workers.join_next(), if !workers.is_empty() => {}
-                else => break,
-            }
-        }
-        for tx in syncs.values() {
-            let _ = tx.send(true);
-        }
-        workers.abort_all();
-        while workers.join_next().await.is_some() {}
-    }
-    .instrument(span)
-    .await
 }

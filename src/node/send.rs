@@ -2,15 +2,48 @@
 //! Works with or without a running node (the CLI stores directly when no node runs).
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::{Error, Node};
 use crate::identity::Identity;
-use crate::message::{now_ms, Draft, Header, Limits, MessageId};
-use crate::store::{Store, Stored};
+use crate::message::{now_ms, Draft, EncodeError, Header, Limits, MessageId, ValidationError};
+use crate::store::{self, Store, Stored};
+
+/// Why a message could not be sent (nothing was stored).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The header could not be encoded for signing.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The message breaks this node's own limits (size, lifespan, recipient...).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The file to send could not be read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The blocking file task failed.
+    #[error("file task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> SendError + '_ {
+    move |source| SendError::File {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// Content of a message to send.
 #[derive(Clone, Debug)]
@@ -32,58 +65,60 @@ pub async fn store_new(
     recipient: String,
     content: Content,
     lifespan: Duration,
-) -> Result<Stored, Error> {
+) -> Result<Stored, SendError> {
     let draft = Draft {
         recipient,
         created_ms: now_ms(),
         lifespan_ms: lifespan.as_millis() as u64,
         chains: Vec::new(),
     };
-    let sign = |h: Result<Header, crate::message::EncodeError>| -> Result<Header, Error> {
-        let header = h.map_err(|e| Error::Send(e.to_string()))?;
-        header
-            .check_unsigned(now_ms(), limits)
-            .map_err(|e| Error::Send(e.to_string()))?;
+    let check = |header: Header| -> Result<Header, SendError> {
+        header.check_unsigned(now_ms(), limits)?;
         Ok(header)
     };
     match content {
         Content::Bytes(bytes) => {
-            let header = sign(draft.sign(identity, &bytes))?;
+            let header = check(draft.sign(identity, &bytes)?)?;
             Ok(store.put(header, bytes).await?)
         }
         Content::File(path) => {
             let p = path.clone();
             let (length, digest) = tokio::task::spawn_blocking(move || hash_file(&p))
-                .await
-                .map_err(|e| Error::Send(e.to_string()))?
-                .map_err(|e| Error::Send(format!("{}: {e}", path.display())))?;
-            let header = sign(draft.sign_digest(identity, length, digest))?;
-            let mut transfer = store.begin_write(header).await?;
-            let mut file = std::fs::File::open(&path)
-                .map_err(|e| Error::Send(format!("{}: {e}", path.display())))?;
-            loop {
-                let (f, chunk) = tokio::task::spawn_blocking(move || {
-                    let mut buf = Vec::with_capacity(COPY_CHUNK);
-                    let r = (&mut file).take(COPY_CHUNK as u64).read_to_end(&mut buf);
-                    (file, r.map(|_| buf))
-                })
-                .await
-                .map_err(|e| Error::Send(e.to_string()))?;
-                file = f;
-                let chunk = chunk.map_err(|e| Error::Send(format!("{}: {e}", path.display())))?;
-                if chunk.is_empty() {
-                    break;
-                }
-                let at = transfer.offset();
-                transfer.append(at, chunk).await?;
-            }
-            // A file that changed while we read it fails here with a content mismatch.
-            Ok(transfer.finish().await?)
+                .await?
+                .map_err(file_error(&path))?;
+            let header = check(draft.sign_digest(identity, length, digest)?)?;
+            copy_file(store, header, path).await
         }
     }
 }
 
-fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, [u8; 32])> {
+/// Copies a file into a new transfer, chunk by chunk, every read on a blocking thread.
+async fn copy_file(store: &Store, header: Header, path: PathBuf) -> Result<Stored, SendError> {
+    let mut transfer = store.begin_write(header).await?;
+    let p = path.clone();
+    let mut file = tokio::task::spawn_blocking(move || std::fs::File::open(p))
+        .await?
+        .map_err(file_error(&path))?;
+    loop {
+        let (f, chunk) = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(COPY_CHUNK);
+            let r = (&mut file).take(COPY_CHUNK as u64).read_to_end(&mut buf);
+            (file, r.map(|_| buf))
+        })
+        .await?;
+        file = f;
+        let chunk = chunk.map_err(file_error(&path))?;
+        if chunk.is_empty() {
+            break;
+        }
+        let at = transfer.offset();
+        transfer.append(at, chunk).await?;
+    }
+    // A file that changed while we read it fails here with a content mismatch.
+    Ok(transfer.finish().await?)
+}
+
+fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; COPY_CHUNK];

@@ -126,16 +126,13 @@ where
     {
         match req {
             Frame::Ok(req) => write_cbor(io, &req).await,
-            // Only tests send garbage on purpose: raw bytes for Malformed, oversize for TooBig.
-            Frame::Malformed(raw) => {
-                io.write_all(raw.as_bytes()).await?;
-                io.close().await
-            }
-            Frame::TooBig { limit } => {
-                let junk = vec![0u8; limit as usize + 1];
-                io.write_all(&junk).await?;
-                io.close().await
-            }
+            #[cfg(feature = "test-frames")]
+            other => write_garbage(io, other).await,
+            #[cfg(not(feature = "test-frames"))]
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only test builds send malformed or oversized requests",
+            )),
         }
     }
 
@@ -149,5 +146,26 @@ where
         T: AsyncWrite + Unpin + Send,
     {
         write_cbor(io, &res).await
+    }
+}
+
+/// Sends garbage on purpose, for tests of the receiving side: raw bytes for `Malformed`,
+/// one byte over the limit for `TooBig`.
+#[cfg(feature = "test-frames")]
+async fn write_garbage<T, R>(io: &mut T, frame: Frame<R>) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin + Send,
+{
+    match frame {
+        Frame::Ok(_) => Ok(()),
+        Frame::Malformed(raw) => {
+            io.write_all(raw.as_bytes()).await?;
+            io.close().await
+        }
+        Frame::TooBig { limit } => {
+            let junk = vec![0u8; usize::try_from(limit).unwrap_or(usize::MAX - 1) + 1];
+            io.write_all(&junk).await?;
+            io.close().await
+        }
     }
 }

@@ -1,0 +1,241 @@
+//! The push of one message's content: admit its header, take the fast path for a small whole
+//! message, or open a transfer slot that chunks (possibly out of order) fill until it completes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use libp2p::PeerId;
+use tokio::sync::watch;
+
+use super::codes::{denied, err, invalid, refused, store_error};
+use super::handler::Handler;
+use super::reorder::{self, Activity, Progress, Turn, REORDER_WAIT};
+use crate::message::Header;
+use crate::node::counters::Counters;
+use crate::node::{relay, NodeEvent};
+use crate::protocol::{Code, WireError};
+use crate::store::{self, Transfer};
+
+/// One message being received from one peer.
+pub(super) struct Slot {
+    pub(super) peer: PeerId,
+    /// The validated header the transfer was admitted with; the headers of later chunks are
+    /// ignored, so a chunk cannot swap in other signed fields under the same id.
+    header: Header,
+    transfer: tokio::sync::Mutex<Option<Transfer>>,
+    pub(super) progress: watch::Sender<Progress>,
+    activity: Mutex<Activity>,
+}
+
+impl Slot {
+    pub(super) fn held(&self) -> u64 {
+        self.progress.borrow().held
+    }
+
+    fn set_held(&self, held: u64) {
+        self.progress.send_modify(|p| p.held = held);
+    }
+
+    pub(super) fn activity(&self) -> std::sync::MutexGuard<'_, Activity> {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn incorrect(offset: u64, have: u64) -> WireError {
+    err(
+        Code::IncorrectOffset { have },
+        format!("incorrect offset (got {offset}, have {have})"),
+    )
+}
+
+impl Handler {
+    /// Checks a header before any of its content is accepted.
+    fn admit(&self, header: &Header) -> Result<(), WireError> {
+        header
+            .validate(crate::message::now_ms(), &self.ctx.config.limits)
+            .map_err(|e| invalid(&e))?;
+        self.ctx.auth.sender(header).map_err(denied)?;
+        relay::accepts(header, &self.ctx.me, self.ctx.config.relay).map_err(refused)
+    }
+
+    /// Handles one chunk (push.md 4.3); answers the offset held after it.
+    pub(super) async fn chunk(
+        &self,
+        peer: PeerId,
+        header: Header,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<u64, WireError> {
+        let id = header.id;
+        let existing = self.slots().get(&id).cloned();
+        let length = existing.as_ref().map_or(header.length, |s| s.header.length);
+        reorder::check_chunk(offset, data.len(), length).map_err(|e| {
+            let code = match e {
+                reorder::BadChunk::TooBig { .. } => Code::TooBig,
+                _ => Code::BadRequest,
+            };
+            err(code, e.to_string())
+        })?;
+        let (slot, data) = match existing {
+            Some(slot) => (slot, data),
+            None => match self.open_slot(peer, header, offset, data).await? {
+                Opened::Stored(len) => return Ok(len),
+                Opened::Slot(slot, data) => (slot, data),
+            },
+        };
+        self.fill(peer, &slot, offset, data).await
+    }
+
+    /// A chunk for a message without a slot: the fast path for a small whole message, or a
+    /// new slot owned by `peer`.
+    async fn open_slot(
+        &self,
+        peer: PeerId,
+        header: Header,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<Opened, WireError> {
+        self.admit(&header)?;
+        let whole = offset == 0 && data.len() as u64 == header.length;
+        if whole && header.length <= self.ctx.config.store.inline_max {
+            // The common case: a small message in one request, one group commit.
+            let len = data.len() as u64;
+            let stored = self
+                .ctx
+                .store
+                .put_from(header, data, Some(peer.to_bytes()))
+                .await
+                .map_err(store_error)?;
+            Counters::add(&self.ctx.counters.content_transfers, 1);
+            Counters::add(&self.ctx.counters.bytes_received, len);
+            self.stored(peer, stored);
+            return Ok(Opened::Stored(len));
+        }
+        let id = header.id;
+        let slot = self
+            .slots()
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    peer,
+                    header,
+                    transfer: tokio::sync::Mutex::new(None),
+                    progress: watch::channel(Progress::default()).0,
+                    activity: Mutex::new(Activity::new(Instant::now())),
+                })
+            })
+            .clone();
+        Ok(Opened::Slot(slot, data))
+    }
+
+    /// Writes a chunk into its slot: open the store's transfer, wait for earlier chunks,
+    /// append, and finish the message when every byte is held.
+    async fn fill(
+        &self,
+        peer: PeerId,
+        slot: &Arc<Slot>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<u64, WireError> {
+        let id = slot.header.id;
+        if slot.peer != peer {
+            return Err(err(
+                Code::Busy,
+                format!("message {id} is being received from another peer"),
+            ));
+        }
+        slot.activity().touch(Instant::now());
+        self.open_transfer(peer, slot).await?;
+        self.wait_turn(slot, offset).await?;
+
+        let mut guard = slot.transfer.lock().await;
+        let Some(transfer) = guard.as_mut() else {
+            return Err(err(Code::Busy, "transfer closed"));
+        };
+        let len = data.len() as u64;
+        let next = transfer.append(offset, data).await.map_err(store_error)?;
+        slot.set_held(next);
+        Counters::add(&self.ctx.counters.bytes_received, len);
+        let _ = self.ctx.events.send(NodeEvent::Chunk {
+            id,
+            peer,
+            offset: next,
+        });
+        if !transfer.is_complete() {
+            return Ok(next);
+        }
+        let Some(transfer) = guard.take() else {
+            return Err(err(Code::Busy, "transfer closed"));
+        };
+        self.slots().remove(&id);
+        drop(guard);
+        let stored = transfer.finish().await.map_err(store_error)?;
+        self.stored(peer, stored);
+        Ok(next)
+    }
+
+    /// Opens the store's transfer on the slot's first chunk, before any offset check, so a
+    /// resumed transfer starts from the bytes the store already holds. A slot whose transfer
+    /// cannot open is dropped.
+    async fn open_transfer(&self, peer: PeerId, slot: &Slot) -> Result<(), WireError> {
+        let mut guard = slot.transfer.lock().await;
+        if guard.is_some() {
+            return Ok(());
+        }
+        let opened = self
+            .ctx
+            .store
+            .begin_write_from(slot.header.clone(), Some(peer.to_bytes()))
+            .await;
+        match opened {
+            Ok(t) => {
+                Counters::add(&self.ctx.counters.content_transfers, 1);
+                slot.set_held(t.offset());
+                *guard = Some(t);
+                Ok(())
+            }
+            Err(e) => {
+                self.slots().remove(&slot.header.id);
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// Waits (boundedly) for the chunks before this one, unless a resume makes it stale.
+    async fn wait_turn(&self, slot: &Slot, offset: u64) -> Result<(), WireError> {
+        let arrived = *slot.progress.borrow();
+        match arrived.turn(offset) {
+            Turn::Write => return Ok(()),
+            Turn::Reject { have } => return Err(incorrect(offset, have)),
+            Turn::Wait => {}
+        }
+        let since = arrived.generation;
+        let mut rx = slot.progress.subscribe();
+        let waited = rx.wait_for(|p| p.wakes(offset, since));
+        // A timeout or a closed channel both end in the check below.
+        let _ = tokio::time::timeout(REORDER_WAIT, waited).await;
+        let now = *slot.progress.borrow();
+        match now.after_wait(offset, since) {
+            Turn::Write => Ok(()),
+            Turn::Reject { have } => Err(incorrect(offset, have)),
+            Turn::Wait => Err(incorrect(offset, now.held)),
+        }
+    }
+
+    /// A message from `peer` is stored complete.
+    fn stored(&self, peer: PeerId, stored: store::Stored) {
+        let id = stored.header.id;
+        Counters::add(&self.ctx.counters.messages_received, 1);
+        // The store recorded the peer as having it (same commit): it is never pushed back.
+        tracing::debug!(id = %id.short(), hops = stored.header.hops.len(), "received message");
+        self.ctx.announce(id, Some(peer));
+    }
+}
+
+/// What a chunk without a slot led to.
+enum Opened {
+    /// A small whole message, stored at once; its length.
+    Stored(u64),
+    /// A new slot, and the chunk's data still to write.
+    Slot(Arc<Slot>, Vec<u8>),
+}

@@ -1,0 +1,63 @@
+//! How the node's typed errors become wire errors: one table from each refusal to the code a
+//! peer sees (see `protocols/errors.md`).
+
+use crate::message::ValidationError;
+use crate::node::auth::Denied;
+use crate::node::relay::Refusal;
+use crate::protocol::{Code, WireError};
+use crate::store;
+
+/// A wire error with a message.
+pub(super) fn err(code: Code, message: impl Into<String>) -> WireError {
+    WireError::new(code, message)
+}
+
+/// A header that failed validation.
+pub(super) fn invalid(e: &ValidationError) -> WireError {
+    let code = match e {
+        ValidationError::TooManyHops { .. } => Code::TooManyHops,
+        ValidationError::TooBig { .. } => Code::TooBig,
+        ValidationError::Expired { .. } => Code::Expired,
+        ValidationError::FromTheFuture { .. } => Code::NotYetValid,
+        ValidationError::InvalidSignature
+        | ValidationError::IdMismatch { .. }
+        | ValidationError::BadSenderKey => Code::InvalidSignature,
+        _ => Code::BadRequest,
+    };
+    err(code, e.to_string())
+}
+
+/// A request or message the access policy refused.
+pub(super) fn denied(e: Denied) -> WireError {
+    match e {
+        Denied::RateLimited { .. } => err(Code::RateLimitExceeded, e.to_string()),
+        _ => err(Code::NotAuthorized, e.to_string()),
+    }
+}
+
+/// A message the relay policy refused.
+pub(super) fn refused(e: Refusal) -> WireError {
+    match e {
+        Refusal::NotForMe { .. } => err(Code::NoRoute, e.to_string()),
+    }
+}
+
+/// A store failure while serving a request.
+pub(super) fn store_error(e: store::Error) -> WireError {
+    match e {
+        store::Error::AlreadyStored(_) => err(Code::AlreadySeen, e.to_string()),
+        store::Error::Busy(_) => err(Code::Busy, e.to_string()),
+        store::Error::IncorrectOffset { have, .. } => {
+            err(Code::IncorrectOffset { have }, e.to_string())
+        }
+        store::Error::TooLong { .. } => err(Code::BadRequest, e.to_string()),
+        store::Error::ContentMismatch(_) => err(Code::ContentMismatch, e.to_string()),
+        store::Error::NotFound(_) => err(Code::NotFound, e.to_string()),
+        store::Error::OutOfRange { .. } => err(Code::BadRequest, e.to_string()),
+        // Our own trouble (disk, shutdown): the peer may retry later.
+        other => {
+            tracing::error!(error = %other, "store failure while serving a request");
+            err(Code::Busy, "receiver storage failure; retry later")
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Answers inbound requests: authorise, validate, write through the store, reply.
+//!
+//! - [`handler`]: one task per request; diff, repository and push requests.
+//! - [`chunk`]: the push of one message's content, chunk by chunk, into a transfer slot.
+//! - [`reorder`]: the pure rules of a transfer (chunk bounds, reorder wait, idleness).
+//! - [`codes`]: the one table from refusals to wire error codes.
+
+mod chunk;
+mod codes;
+mod handler;
+pub(crate) mod reorder;
+
+pub(super) use handler::Handler;

@@ -1,0 +1,114 @@
+//! The peer manager, a node's main task: one sync task per selected peer, one task per inbound
+//! request (bounded: beyond [`INBOUND_CAPACITY`] requests in progress the next one is answered
+//! `busy` at once), and a maintenance tick that closes stalled transfers and collects expired
+//! messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use libp2p::PeerId;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::ctx::Ctx;
+use super::{inbound, sync, MAINTENANCE_TICK};
+use crate::net::{self, Event};
+
+/// Most inbound requests served at once. Each holds at most one chunk (1 MiB) in memory, so
+/// this bounds the memory inbound work can take; the network's request queue absorbs bursts.
+pub const INBOUND_CAPACITY: usize = 256;
+
+/// Runs until `stop` turns true; then stops every sync task and waits for the workers.
+pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch::Receiver<bool>) {
+    let span = tracing::info_span!("node", node = %ctx.peer_id);
+    async move {
+        let inbound = inbound::Handler::new(ctx.clone());
+        let mut syncs = Syncs::default();
+        let mut workers = JoinSet::new();
+        let capacity = Arc::new(Semaphore::new(INBOUND_CAPACITY));
+        let mut tick = tokio::time::interval(MAINTENANCE_TICK);
+        let mut last_collect: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                Some(event) = events.peers.recv() => match event {
+                    Event::Selected(peer) => {
+                        let rx = syncs.start(peer);
+                        workers.spawn(sync::run(ctx.clone(), peer, rx));
+                    }
+                    Event::Deselected(peer) => syncs.stop(&peer),
+                    Event::Listening(addr) => ctx.listening(addr),
+                    Event::Request { .. } => {}
+                },
+                Some(event) = events.requests.recv() => {
+                    if let Event::Request { peer, inbound: req } = event {
+                        match capacity.clone().try_acquire_owned() {
+                            Ok(permit) => {
+                                let handler = inbound.clone();
+                                workers.spawn(async move {
+                                    handler.handle(peer, req).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(_) => {
+                                workers.spawn(inbound.clone().refuse_busy(peer, req));
+                            }
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    inbound.reap_idle(now);
+                    let due = last_collect
+                        .is_none_or(|at| now.saturating_duration_since(at) >= ctx.config.collect_interval);
+                    if due {
+                        last_collect = Some(now);
+                        let store = ctx.store.clone();
+                        workers.spawn(async move {
+                            if let Err(e) = store.collect_expired(crate::message::now_ms()).await {
+                                tracing::warn!(error = %e, "expiry collection failed");
+                            }
+                        });
+                    }
+                }
+                Some(_) = workers.join_next(), if !workers.is_empty() => {}
+                else => break,
+            }
+        }
+        syncs.stop_all();
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+    .instrument(span)
+    .await
+}
+
+/// The stop switches of the running sync tasks, one per selected peer.
+#[derive(Default)]
+struct Syncs(HashMap<PeerId, watch::Sender<bool>>);
+
+impl Syncs {
+    /// Registers a new sync task for `peer` (stopping a previous one) and returns its switch.
+    fn start(&mut self, peer: PeerId) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        if let Some(old) = self.0.insert(peer, tx) {
+            let _ = old.send(true);
+        }
+        rx
+    }
+
+    fn stop(&mut self, peer: &PeerId) {
+        if let Some(tx) = self.0.remove(peer) {
+            let _ = tx.send(true);
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for (_, tx) in self.0.drain() {
+            let _ = tx.send(true);
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The sync task of one peer and its passes: read what to offer, diff it, push what the peer
+//! lacks, record the outcomes; between passes wait for news, a retry time or the end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
+use libp2p::PeerId;
+use rand::Rng;
+use tokio::sync::{broadcast, watch, Semaphore};
+use tracing::Instrument;
+
+use super::plan::{self, Candidate, Outcome};
+use super::{push, MESSAGE_CONCURRENCY};
+use crate::message::{now_ms, MessageId};
+use crate::node::backoff;
+use crate::node::counters::Counters;
+use crate::node::ctx::Ctx;
+use crate::protocol::diff;
+use crate::store::Delivery;
+
+/// How a pass ended.
+struct Pass {
+    connection_failed: bool,
+    next_retry_ms: Option<u64>,
+}
+
+impl Pass {
+    fn broken() -> Self {
+        Self {
+            connection_failed: true,
+            next_retry_ms: None,
+        }
+    }
+}
+
+/// What wakes the task between passes.
+enum Wake {
+    /// Do a pass (a full one if `full`).
+    Pass { full: bool },
+    /// Stop.
+    Stop,
+}
+
+/// Runs until `stop` turns true (peer deselected, node shutting down).
+pub(in crate::node) async fn run(ctx: Arc<Ctx>, peer: PeerId, mut stop: watch::Receiver<bool>) {
+    let span = tracing::info_span!("sync", %peer);
+    async move {
+        let mut news = ctx.news.subscribe();
+        let mut full_pass = true;
+        let mut backlog: Vec<MessageId> = Vec::new();
+        let mut failures = 0u32;
+        while !*stop.borrow() {
+            let ids = (!full_pass).then(|| std::mem::take(&mut backlog));
+            let pass = pass(&ctx, peer, ids).await;
+            ctx.set_queue(peer, 0);
+            let wake_at = if pass.connection_failed {
+                failures = failures.saturating_add(1);
+                let delay = backoff::delay(failures - 1, rand::thread_rng().gen());
+                tracing::debug!(?delay, "peer unreachable; backing off");
+                Some(tokio::time::Instant::now() + delay)
+            } else {
+                failures = 0;
+                pass.next_retry_ms.map(|at| {
+                    tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
+                })
+            };
+            let wake = wait(
+                &mut stop,
+                &mut news,
+                &mut backlog,
+                wake_at,
+                pass.connection_failed,
+            );
+            match wake.await {
+                Wake::Stop => break,
+                Wake::Pass { full } => {
+                    full_pass = full;
+                    if full {
+                        backlog.clear();
+                    }
+                }
+            }
+        }
+        ctx.remove_queue(peer);
+        tracing::debug!("sync stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Waits for new messages, a retry time, or the end. While backing off from a broken
+/// connection, new messages only join the backlog; the next pass is a full one.
+async fn wait(
+    stop: &mut watch::Receiver<bool>,
+    news: &mut broadcast::Receiver<MessageId>,
+    backlog: &mut Vec<MessageId>,
+    wake_at: Option<tokio::time::Instant>,
+    backing_off: bool,
+) -> Wake {
+    let mut full = false;
+    loop {
+        let sleep = async {
+            match wake_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return Wake::Stop,
+            _ = sleep => return Wake::Pass { full: true },
+            received = news.recv() => match received {
+                Ok(id) => {
+                    backlog.push(id);
+                    while let Ok(id) = news.try_recv() {
+                        backlog.push(id);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => full = true,
+                Err(broadcast::error::RecvError::Closed) => return Wake::Stop,
+            },
+        }
+        if !backing_off {
+            return Wake::Pass { full };
+        }
+    }
+}
+
+/// Diffs and pushes either everything (`ids == None`) or just the given new messages.
+async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass {
+    let now = now_ms();
+    let key = peer.to_bytes();
+    let rows = match ids {
+        None => ctx.store.deliveries_for(key, now).await,
+        Some(ids) => ctx.store.with_delivery(ids, key).await,
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the store for a sync pass");
+            return Pass::broken();
+        }
+    };
+    let candidates = plan::candidates(rows, now, |s| ctx.should_offer(&peer, s));
+    let mut result = Pass {
+        connection_failed: false,
+        next_retry_ms: candidates.next_retry_ms,
+    };
+    if candidates.now.is_empty() {
+        return result;
+    }
+    ctx.set_queue(peer, candidates.now.len());
+    let Some(mut lacking) = lacking(ctx, peer, candidates.now).await else {
+        return Pass::broken();
+    };
+    plan::in_creation_order(&mut lacking);
+    prefetch_small(ctx, &mut lacking).await;
+    let broken = push_all(ctx, peer, lacking, &mut result.next_retry_ms).await;
+    if broken {
+        result.connection_failed = true;
+        let _ = ctx.net.report_error(peer).await;
+    }
+    result
+}
+
+/// Diffs in batches; keeps only what the peer lacks and records the rest as delivered.
+/// `None` if the peer could not be asked.
+async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<Vec<Candidate>> {
+    let mut lacking = Vec::new();
+    let mut candidates = candidates.into_iter().peekable();
+    while candidates.peek().is_some() {
+        let batch: Vec<Candidate> = candidates.by_ref().take(diff::MAX_IDS).collect();
+        let ids = batch.iter().map(Candidate::id).collect();
+        let has = match ctx.net.diff(peer, diff::Request { ids }).await {
+            Ok(diff::Response::Has(has)) if has.len() == batch.len() => has,
+            Ok(other) => {
+                tracing::debug!(?other, "unusable diff answer");
+                return None;
+            }
+            Err(e) => {
+                // Counts towards making the peer bad: a peer that never answers a diff (gone,
+                // or not a mule node at all) is eventually replaced in the ring.
+                tracing::debug!(error = %e, "diff failed");
+                let _ = ctx.net.report_error(peer).await;
+                return None;
+            }
+        };
+        let mut already = Vec::new();
+        for (candidate, has) in batch.into_iter().zip(has) {
+            if has {
+                already.push((candidate.id(), Delivery::Sent { at_ms: now_ms() }));
+            } else {
+                lacking.push(candidate);
+            }
+        }
+        ctx.record_all(peer, already).await;
+    }
+    Some(lacking)
+}
+
+/// Reads the small contents of the whole pass in one go.
+async fn prefetch_small(ctx: &Ctx, lacking: &mut [Candidate]) {
+    let inline: Vec<MessageId> = lacking
+        .iter()
+        .filter(|c| c.stored.inline)
+        .map(Candidate::id)
+        .collect();
+    match ctx.store.inline_contents(inline).await {
+        Ok(contents) => {
+            let mut contents = contents.into_iter();
+            for c in lacking.iter_mut().filter(|c| c.stored.inline) {
+                c.content = contents.next().flatten();
+            }
+        }
+        // Each push then reads its own content (and reports the error if it persists).
+        Err(e) => tracing::warn!(error = %e, "cannot read small contents in one batch"),
+    }
+}
+
+type Done = Vec<(Candidate, Outcome)>;
+
+/// Pushes everything the peer lacks (small messages in batches, the rest in chunks) with
+/// [`MESSAGE_CONCURRENCY`] requests in flight, recording outcomes as they come. Returns whether
+/// the connection broke.
+async fn push_all(
+    ctx: &Arc<Ctx>,
+    peer: PeerId,
+    lacking: Vec<Candidate>,
+    next_retry_ms: &mut Option<u64>,
+) -> bool {
+    let broken = Arc::new(AtomicBool::new(false));
+    // The window bounds bytes in flight to this peer (push_window chunks' worth), counted in
+    // KiB: a 1 KiB message takes one unit, a full chunk takes chunk_size / 1024 of them.
+    let window_units = plan::window_units(ctx.config.push_window, ctx.config.chunk_size);
+    let window = Arc::new(Semaphore::new(window_units));
+    let total = lacking.len();
+    let (small, large): (Vec<Candidate>, Vec<Candidate>) =
+        lacking.into_iter().partition(Candidate::is_whole);
+    let mut jobs: Vec<BoxFuture<'static, Done>> = Vec::new();
+    for batch in plan::batches(small) {
+        let (ctx, broken, window) = (ctx.clone(), broken.clone(), window.clone());
+        jobs.push(Box::pin(async move {
+            if broken.load(Ordering::Relaxed) {
+                return batch.into_iter().map(|c| (c, Outcome::Skipped)).collect();
+            }
+            let done = push::batch(&ctx, peer, batch, &window, window_units).await;
+            if done
+                .iter()
+                .any(|(_, o)| matches!(o, Outcome::Connection(_)))
+            {
+                broken.store(true, Ordering::Relaxed);
+            }
+            done
+        }));
+    }
+    for mut candidate in large {
+        let (ctx, broken, window) = (ctx.clone(), broken.clone(), window.clone());
+        jobs.push(Box::pin(async move {
+            let outcome = if broken.load(Ordering::Relaxed) {
+                Outcome::Skipped
+            } else {
+                let content = candidate.content.take();
+                push::one(&ctx, peer, &candidate.stored, content, &window).await
+            };
+            if matches!(outcome, Outcome::Connection(_)) {
+                broken.store(true, Ordering::Relaxed);
+            }
+            vec![(candidate, outcome)]
+        }));
+    }
+    record_outcomes(ctx, peer, jobs, total, next_retry_ms).await;
+    broken.load(Ordering::Relaxed)
+}
+
+/// Runs the push jobs and records their outcomes in batches (one commit for many messages),
+/// beside the pushes so that a commit never stalls the next batch.
+async fn record_outcomes(
+    ctx: &Arc<Ctx>,
+    peer: PeerId,
+    jobs: Vec<BoxFuture<'static, Done>>,
+    total: usize,
+    next_retry_ms: &mut Option<u64>,
+) {
+    let mut outcomes = stream::iter(jobs)
+        .buffer_unordered(MESSAGE_CONCURRENCY)
+        .ready_chunks(MESSAGE_CONCURRENCY)
+        .map(|chunks| chunks.into_iter().flatten().collect::<Vec<_>>());
+    let mut left = total;
+    let mut recording = tokio::task::JoinSet::new();
+    while let Some(done) = outcomes.next().await {
+        left = left.saturating_sub(done.len());
+        ctx.set_queue(peer, left);
+        let mut states = Vec::with_capacity(done.len());
+        for (candidate, outcome) in done {
+            let id = candidate.id();
+            log_outcome(ctx, &id, &outcome);
+            let jitter = rand::thread_rng().gen();
+            let Some(state) = plan::delivery(outcome, candidate.attempts, now_ms(), jitter) else {
+                continue;
+            };
+            if let Delivery::Retry {
+                next_attempt_ms, ..
+            } = state
+            {
+                plan::earliest(next_retry_ms, next_attempt_ms);
+            }
+            states.push((id, state));
+        }
+        let ctx = ctx.clone();
+        recording.spawn(async move { ctx.record_all(peer, states).await });
+    }
+    while recording.join_next().await.is_some() {}
+}
+
+fn log_outcome(ctx: &Ctx, id: &MessageId, outcome: &Outcome) {
+    match outcome {
+        Outcome::Delivered { duplicate } => {
+            if !duplicate {
+                Counters::add(&ctx.counters.messages_sent, 1);
+            }
+            tracing::debug!(id = %id.short(), duplicate, "delivered");
+        }
+        Outcome::Fatal(reason) => {
+            tracing::info!(id = %id.short(), %reason, "peer refused message");
+        }
+        Outcome::Transient(reason) => tracing::debug!(id = %id.short(), %reason, "will retry"),
+        Outcome::Connection(reason) => {
+            tracing::debug!(id = %id.short(), %reason, "connection failed")
+        }
+        Outcome::Skipped => {}
+    }
+}
