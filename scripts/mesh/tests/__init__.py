@@ -1,0 +1,1 @@
+"""Tests of the mesh-test package; run them with scripts/test-scripts."""
