@@ -20,3 +20,5 @@ pub mod net;
 pub mod node;
 pub mod protocol;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -8,10 +8,9 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
-use mule::identity::Identity;
+use anyhow::Context;
 use mule::node::{Config, Node, NodeEvent};
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
@@ -231,54 +230,16 @@ pub fn node_config(dir: &Path) -> Config {
     config
 }
 
-/// Starts a node with a fresh identity and waits until it listens.
-pub async fn start_node(config: Config) -> anyhow::Result<(Node, Vec<libp2p::Multiaddr>)> {
-    let node = Node::start_with(Identity::generate(), config)
-        .await
-        .context("cannot start node")?;
-    let addrs = node
-        .wait_listening(Duration::from_secs(10))
-        .await
-        .context("node did not listen within 10 s")?;
-    Ok((node, addrs))
-}
+#[allow(unused_imports)] // not every bench uses every helper
+pub use mule::testing::{shutdown_all, start_node, Arrival};
 
 /// Waits until every node has selected at least `min` peers (each its own minimum).
 pub async fn wait_selected(nodes: &[Node], min: &[usize], within: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut missing = 0;
-        for (node, &m) in nodes.iter().zip(min) {
-            if node.status().await?.selected_peers.len() < m {
-                missing += 1;
-            }
-        }
-        if missing == 0 {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{missing} of {} nodes selected too few peers within {within:?}",
-                nodes.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let nodes: Vec<&Node> = nodes.iter().collect();
+    mule::testing::wait_all_selected(&nodes, min, within).await
 }
 
-/// When a message arrived at a node.
-#[derive(Clone, Copy, Debug)]
-pub struct Arrival {
-    /// `Stored` seen (or the store says complete).
-    pub stored: Instant,
-    /// First `Chunk` event of the message, if it had any.
-    pub first_chunk: Option<Instant>,
-    /// The `Chunk` event that completed the bytes (before sha256 check, fsync and commit).
-    pub last_chunk: Option<Instant>,
-}
-
-/// Waits for `Stored { id, from: Some(_) }` at `node`. Falls back to asking the store when the
-/// event stream lagged (chunk events of a large message can overrun it).
+/// Waits for `id` at `node`, reporting progress every 10 % of `length`.
 pub async fn wait_stored(
     node: &Node,
     events: &mut broadcast::Receiver<NodeEvent>,
@@ -286,60 +247,14 @@ pub async fn wait_stored(
     length: u64,
     within: Duration,
 ) -> anyhow::Result<Arrival> {
-    let deadline = tokio::time::Instant::now() + within;
     let mut next_report = length / 10;
-    let mut first_chunk = None;
-    let mut last_chunk = None;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
-            Ok(Ok(NodeEvent::Stored {
-                id: got,
-                from: Some(_),
-            })) if got == id => {
-                return Ok(Arrival {
-                    stored: Instant::now(),
-                    first_chunk,
-                    last_chunk,
-                })
-            }
-            Ok(Ok(NodeEvent::Chunk {
-                id: got, offset, ..
-            })) if got == id => {
-                let now = Instant::now();
-                first_chunk.get_or_insert(now);
-                if offset >= length {
-                    last_chunk = Some(now);
-                }
-                if length >= 10 && offset >= next_report {
-                    progress!("  received {} %", offset * 100 / length);
-                    next_report = offset + length / 10;
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {
-                if node.store().exists(id).await? {
-                    return Ok(Arrival {
-                        stored: Instant::now(),
-                        first_chunk,
-                        last_chunk,
-                    });
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Closed)) => bail!("node stopped"),
+    mule::testing::wait_stored_with(node, events, id, within, |offset| {
+        if length >= 10 && offset >= next_report {
+            progress!("  received {} %", offset * 100 / length);
+            next_report = offset + length / 10;
         }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("message {id} not stored within {within:?}");
-        }
-    }
-}
-
-/// Shuts nodes down, reporting (not failing on) errors.
-pub async fn shutdown_all(nodes: Vec<Node>) {
-    for node in nodes {
-        if let Err(e) = node.shutdown().await {
-            eprintln!("shutdown: {e}");
-        }
-    }
+    })
+    .await
 }
 
 /// Fills `path` with `len` pseudo-random bytes (xorshift; incompressible enough, ~GB/s).

@@ -126,9 +126,9 @@ where
     {
         match req {
             Frame::Ok(req) => write_cbor(io, &req).await,
-            #[cfg(feature = "test-frames")]
+            #[cfg(feature = "testing")]
             other => write_garbage(io, other).await,
-            #[cfg(not(feature = "test-frames"))]
+            #[cfg(not(feature = "testing"))]
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "only test builds send malformed or oversized requests",
@@ -151,7 +151,7 @@ where
 
 /// Sends garbage on purpose, for tests of the receiving side: raw bytes for `Malformed`,
 /// one byte over the limit for `TooBig`.
-#[cfg(feature = "test-frames")]
+#[cfg(feature = "testing")]
 async fn write_garbage<T, R>(io: &mut T, frame: Frame<R>) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
