@@ -384,7 +384,7 @@ impl Handler {
                     let stored = self
                         .ctx
                         .store
-                        .put_from(header, data, Some(peer.to_bytes()))
+                        .put_from(header, data, Some(store::PeerKey::from(peer.to_bytes())))
                         .await
                         .map_err(store_error)?;
                     Counters::add(&self.ctx.counters.content_transfers, 1);
@@ -421,7 +421,10 @@ impl Handler {
                 let opened = self
                     .ctx
                     .store
-                    .begin_write_from(slot.header.clone(), Some(peer.to_bytes()))
+                    .begin_write_from(
+                        slot.header.clone(),
+                        Some(store::PeerKey::from(peer.to_bytes())),
+                    )
                     .await;
                 match opened {
                     Ok(t) => {

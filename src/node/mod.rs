@@ -226,7 +226,7 @@ impl Ctx {
         if states.is_empty() {
             return;
         }
-        let peer = peer.to_bytes();
+        let peer = store::PeerKey::from(peer.to_bytes());
         let rows = states
             .into_iter()
             .map(|(id, s)| (id, peer.clone(), s))

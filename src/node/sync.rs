@@ -147,7 +147,7 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
         next_retry_ms: None,
     };
     let now = now_ms();
-    let peer_bytes = peer.to_bytes();
+    let peer_bytes = crate::store::PeerKey::from(peer.to_bytes());
     let rows = match ids {
         None => ctx.store.deliveries_for(peer_bytes.clone(), now).await,
         Some(ids) => ctx.store.with_delivery(ids, peer_bytes.clone()).await,

@@ -8,7 +8,8 @@ use redb::ReadableTable;
 use sha2::{Digest, Sha256};
 
 use super::tables::{self, PartialRecord, MESSAGES, PARTIAL};
-use super::{blocking, insert_message, Error, Store, Stored};
+use super::write::{insert_message, record_source};
+use super::{blocking, Error, PeerKey, Store, Stored};
 use crate::message::{Header, MessageId};
 
 /// An open transfer: append chunks at the held offset, then [`Transfer::finish`].
@@ -24,7 +25,7 @@ pub struct Transfer {
     held: u64,
     hasher: Option<Sha256>,
     /// The peer it comes from, recorded as having it when it is stored.
-    from: Option<Vec<u8>>,
+    from: Option<PeerKey>,
     _active: ActiveGuard,
 }
 
@@ -45,7 +46,7 @@ impl Transfer {
     pub(super) async fn begin(
         store: Store,
         header: Header,
-        from: Option<Vec<u8>>,
+        from: Option<PeerKey>,
     ) -> Result<Self, Error> {
         let id = header.id;
         if !store.active_lock().insert(id) {
@@ -189,7 +190,7 @@ impl Transfer {
         let inline = self.header.length <= store.inner.config.inline_max;
         let partial = store.partial_path(&id);
         let content = store.content_path(&id);
-        let dir = store.inner.dir.clone();
+        let content_dir = store.inner.dir.join(super::CONTENT_DIR);
         let inline_bytes = blocking(move || {
             if inline {
                 let mut bytes = Vec::new();
@@ -201,8 +202,7 @@ impl Transfer {
             file.sync_all().map_err(Error::io(&partial))?;
             drop(file);
             fs::rename(&partial, &content).map_err(Error::io(&content))?;
-            crate::identity::sync_dir(&dir.join("content"))
-                .map_err(Error::io(dir.join("content")))?;
+            crate::identity::sync_dir(&content_dir).map_err(Error::io(&content_dir))?;
             Ok(None)
         })
         .await?;
@@ -220,7 +220,7 @@ impl Transfer {
             .writer
             .write(move |txn| {
                 insert_message(txn, &header, &record, inline_bytes.as_deref())?;
-                super::record_source(txn, &header.id, from.as_deref(), at_ms)
+                record_source(txn, &header.id, from.as_ref(), at_ms)
             })
             .await;
         if inline {
