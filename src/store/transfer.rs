@@ -3,6 +3,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use redb::ReadableTable;
 use sha2::{Digest, Sha256};
@@ -78,33 +79,7 @@ impl Transfer {
             .await?;
         let path = store.partial_path(&id);
         let length = header.length;
-        let (file, held, hasher) = blocking(move || {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(Error::io(&path))?;
-            let mut held = file.metadata().map_err(Error::io(&path))?.len();
-            if held > length {
-                // Cannot be ours; start over rather than trust it.
-                file.set_len(0).map_err(Error::io(&path))?;
-                held = 0;
-            }
-            // Re-hash what is held so the final check covers every byte.
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut left = held;
-            while left > 0 {
-                let n = (left as usize).min(buf.len());
-                file.read_exact(&mut buf[..n]).map_err(Error::io(&path))?;
-                hasher.update(&buf[..n]);
-                left -= n as u64;
-            }
-            Ok((file, held, hasher))
-        })
-        .await?;
+        let (file, held, hasher) = blocking(move || open_partial(&path, length)).await?;
         if held > 0 {
             tracing::debug!(id = %id.short(), held, "resuming partial message");
         }
@@ -246,6 +221,34 @@ impl Transfer {
         let path = self.store.partial_path(&id);
         blocking(move || super::remove_if_exists(&path)).await
     }
+}
+
+/// Opens (or creates) a partial file and hashes the bytes it holds, so a resumed transfer's final
+/// check covers every byte. A file longer than the declared `length` cannot be ours: it is
+/// emptied rather than trusted.
+fn open_partial(path: &Path, length: u64) -> Result<(fs::File, u64, Sha256), Error> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let mut held = file.metadata().map_err(Error::io(path))?.len();
+    if held > length {
+        file.set_len(0).map_err(Error::io(path))?;
+        held = 0;
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = held;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        file.read_exact(&mut buf[..n]).map_err(Error::io(path))?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok((file, held, hasher))
 }
 
 trait ReadAll {
