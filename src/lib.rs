@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`identity`]: the node's ed25519 key, its key file and its libp2p `PeerId`.
 //! - [`message`]: signed headers, their canonical encoding, ids and validation.
-//! - [`store`]: redb index + content files; resumable writes, delivery state, expiry.
+//! - [`store`]: redb index + content files; resumable writes, delivery state, expiry
+//!   (on-disk format: `protocols/store.md`).
 //! - [`protocol`]: wire types of the diff, push and repository protocols, and their codec.
 //! - [`net`]: the libp2p Swarm, its event loop and handle, ring selection.
 //! - [`node`]: a running node: peer manager, sync tasks, inbound handler, access decisions.

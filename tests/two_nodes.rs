@@ -109,7 +109,10 @@ async fn push_then_pull_back_from_repository() -> anyhow::Result<()> {
 
     // Delivery state: A recorded both as sent to B, and B will not push them back to A.
     for id in [id_small, id_large] {
-        let state = a.store().delivery(id, b.peer_id().to_bytes()).await?;
+        let state = a
+            .store()
+            .delivery(id, mule::store::PeerKey::from(b.peer_id().to_bytes()))
+            .await?;
         assert!(
             matches!(state, Some(mule::store::Delivery::Sent { .. })),
             "{state:?}"

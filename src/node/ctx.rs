@@ -14,7 +14,12 @@ use super::{Config, NodeEvent};
 use crate::identity::Identity;
 use crate::message::{Header, MessageId};
 use crate::net;
-use crate::store::{Delivery, Store, Stored};
+use crate::store::{Delivery, PeerKey, Store, Stored};
+
+/// The store's key for a peer (the store knows nothing of libp2p).
+pub(super) fn peer_key(peer: &PeerId) -> PeerKey {
+    PeerKey::from(peer.to_bytes())
+}
 
 /// State shared by a node's tasks.
 pub(crate) struct Ctx {
@@ -69,7 +74,7 @@ impl Ctx {
         if states.is_empty() {
             return;
         }
-        let peer = peer.to_bytes();
+        let peer = peer_key(&peer);
         let rows = states
             .into_iter()
             .map(|(id, s)| (id, peer.clone(), s))

@@ -55,13 +55,24 @@ pub enum Error {
         /// Content length.
         length: u64,
     },
-    /// A stored record does not decode: the index is damaged.
+    /// Something read from disk is not what this code wrote: a record does not decode, a row
+    /// another row promises is missing, or the schema version is not ours. The index is damaged
+    /// (or from another mule); retrying will not help.
     #[error("corrupt store record in {table}: {reason}")]
     Corrupt {
         /// The table.
         table: &'static str,
         /// What failed.
         reason: String,
+    },
+    /// A record we were about to write does not encode; nothing was written. Unlike
+    /// [`Error::Corrupt`], the disk is fine: the value in memory is at fault.
+    #[error("cannot encode a record for {table}: {source}")]
+    Encode {
+        /// The table the record was meant for.
+        table: &'static str,
+        /// The encoder's complaint.
+        source: cbor4ii::serde::EncodeError<std::collections::TryReserveError>,
     },
     /// The database failed.
     #[error("database: {0}")]

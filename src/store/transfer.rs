@@ -3,12 +3,14 @@
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use redb::ReadableTable;
 use sha2::{Digest, Sha256};
 
 use super::tables::{self, PartialRecord, MESSAGES, PARTIAL};
-use super::{blocking, insert_message, Error, Store, Stored};
+use super::write::{insert_message, record_source};
+use super::{blocking, Error, PeerKey, Store, Stored};
 use crate::message::{Header, MessageId};
 
 /// An open transfer: append chunks at the held offset, then [`Transfer::finish`].
@@ -24,7 +26,7 @@ pub struct Transfer {
     held: u64,
     hasher: Option<Sha256>,
     /// The peer it comes from, recorded as having it when it is stored.
-    from: Option<Vec<u8>>,
+    from: Option<PeerKey>,
     _active: ActiveGuard,
 }
 
@@ -45,7 +47,7 @@ impl Transfer {
     pub(super) async fn begin(
         store: Store,
         header: Header,
-        from: Option<Vec<u8>>,
+        from: Option<PeerKey>,
     ) -> Result<Self, Error> {
         let id = header.id;
         if !store.active_lock().insert(id) {
@@ -77,33 +79,7 @@ impl Transfer {
             .await?;
         let path = store.partial_path(&id);
         let length = header.length;
-        let (file, held, hasher) = blocking(move || {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(Error::io(&path))?;
-            let mut held = file.metadata().map_err(Error::io(&path))?.len();
-            if held > length {
-                // Cannot be ours; start over rather than trust it.
-                file.set_len(0).map_err(Error::io(&path))?;
-                held = 0;
-            }
-            // Re-hash what is held so the final check covers every byte.
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            let mut left = held;
-            while left > 0 {
-                let n = (left as usize).min(buf.len());
-                file.read_exact(&mut buf[..n]).map_err(Error::io(&path))?;
-                hasher.update(&buf[..n]);
-                left -= n as u64;
-            }
-            Ok((file, held, hasher))
-        })
-        .await?;
+        let (file, held, hasher) = blocking(move || open_partial(&path, length)).await?;
         if held > 0 {
             tracing::debug!(id = %id.short(), held, "resuming partial message");
         }
@@ -116,11 +92,6 @@ impl Transfer {
             from,
             _active: guard,
         })
-    }
-
-    /// The header being received.
-    pub fn header(&self) -> &Header {
-        &self.header
     }
 
     /// Bytes held: the only offset [`Transfer::append`] accepts.
@@ -189,7 +160,7 @@ impl Transfer {
         let inline = self.header.length <= store.inner.config.inline_max;
         let partial = store.partial_path(&id);
         let content = store.content_path(&id);
-        let dir = store.inner.dir.clone();
+        let content_dir = store.inner.dir.join(super::CONTENT_DIR);
         let inline_bytes = blocking(move || {
             if inline {
                 let mut bytes = Vec::new();
@@ -201,8 +172,7 @@ impl Transfer {
             file.sync_all().map_err(Error::io(&partial))?;
             drop(file);
             fs::rename(&partial, &content).map_err(Error::io(&content))?;
-            crate::identity::sync_dir(&dir.join("content"))
-                .map_err(Error::io(dir.join("content")))?;
+            crate::identity::sync_dir(&content_dir).map_err(Error::io(&content_dir))?;
             Ok(None)
         })
         .await?;
@@ -220,7 +190,7 @@ impl Transfer {
             .writer
             .write(move |txn| {
                 insert_message(txn, &header, &record, inline_bytes.as_deref())?;
-                super::record_source(txn, &header.id, from.as_deref(), at_ms)
+                record_source(txn, &header.id, from.as_ref(), at_ms)
             })
             .await;
         if inline {
@@ -246,6 +216,34 @@ impl Transfer {
         let path = self.store.partial_path(&id);
         blocking(move || super::remove_if_exists(&path)).await
     }
+}
+
+/// Opens (or creates) a partial file and hashes the bytes it holds, so a resumed transfer's final
+/// check covers every byte. A file longer than the declared `length` cannot be ours: it is
+/// emptied rather than trusted.
+fn open_partial(path: &Path, length: u64) -> Result<(fs::File, u64, Sha256), Error> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let mut held = file.metadata().map_err(Error::io(path))?.len();
+    if held > length {
+        file.set_len(0).map_err(Error::io(path))?;
+        held = 0;
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = held;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        file.read_exact(&mut buf[..n]).map_err(Error::io(path))?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok((file, held, hasher))
 }
 
 trait ReadAll {

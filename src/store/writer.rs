@@ -6,7 +6,6 @@
 //! write survives a crash. If one job fails, the group is rolled back and each job is re-run in
 //! a transaction of its own, so one bad job cannot take others down with it.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use redb::{Database, WriteTransaction};
@@ -19,20 +18,50 @@ pub(crate) const QUEUE_CAPACITY: usize = 4096;
 /// Most jobs committed together.
 pub(crate) const MAX_GROUP: usize = 1024;
 
-type Output = Box<dyn Any + Send>;
-/// A write job: may run twice (group, then alone), so it is `FnMut` and must not have side
-/// effects outside the transaction.
-pub(crate) type Op = Box<dyn FnMut(&WriteTransaction) -> Result<Output, Error> + Send>;
+/// A write job as the writer thread sees it, whatever its result type.
+trait Job: Send {
+    /// Runs the job's work in `txn`. May run twice (in a group, then alone), so the work must
+    /// have no side effects outside the transaction.
+    fn run(&mut self, txn: &WriteTransaction) -> Result<(), Error>;
+    /// Answers the caller once: `Ok` only after a transaction in which [`Job::run`] succeeded
+    /// has committed durably.
+    fn answer(self: Box<Self>, result: Result<(), Error>);
+}
 
-pub(crate) struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<Output, Error>>,
+/// A job with its typed result, kept from the last successful run until the commit.
+struct Typed<T, F> {
+    op: F,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, Error>>,
+}
+
+impl<T, F> Job for Typed<T, F>
+where
+    T: Send,
+    F: FnMut(&WriteTransaction) -> Result<T, Error> + Send,
+{
+    fn run(&mut self, txn: &WriteTransaction) -> Result<(), Error> {
+        self.output = Some((self.op)(txn)?);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, result: Result<(), Error>) {
+        let answer = match (result, self.output) {
+            (Ok(()), Some(output)) => Ok(output),
+            (Err(e), _) => Err(e),
+            // `answer(Ok)` always follows a successful `run`, which set the output; should that
+            // ever break, the caller learns the write is not known to have happened.
+            (Ok(()), None) => Err(Error::Shutdown),
+        };
+        // A caller that stopped waiting does not want the answer.
+        let _ = self.reply.send(answer);
+    }
 }
 
 /// The sending side, held by the store handle.
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Box<dyn Job>>,
 }
 
 /// Joins the writer thread; see [`super::Store::close`].
@@ -50,26 +79,23 @@ impl WriterHandle {
     }
 
     /// Runs `op` in the next group commit and returns its result once it is durable.
-    pub(crate) async fn write<T, F>(&self, mut op: F) -> Result<T, Error>
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, Error> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let op: Op = Box::new(move |txn| op(txn).map(|t| Box::new(t) as Output));
-        self.tx
-            .send(Job { op, reply })
-            .await
-            .map_err(|_| Error::Shutdown)?;
-        let out = rx.await.map_err(|_| Error::Shutdown)??;
-        out.downcast::<T>().map(|b| *b).map_err(|_| Error::Corrupt {
-            table: "writer",
-            reason: "job returned an unexpected type".into(),
-        })
+        let job = Box::new(Typed {
+            op,
+            output: None,
+            reply,
+        });
+        self.tx.send(job).await.map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
+fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
@@ -83,12 +109,12 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_group(db: &Database, group: &mut Vec<Job>) {
+fn commit_group(db: &Database, group: &mut Vec<Box<dyn Job>>) {
     if group.len() > 1 {
-        match run_ops(db, group.iter_mut().map(|j| &mut j.op)) {
-            Ok(outputs) => {
-                for (job, out) in group.drain(..).zip(outputs) {
-                    let _ = job.reply.send(Ok(out));
+        match run_jobs(db, group.iter_mut()) {
+            Ok(()) => {
+                for job in group.drain(..) {
+                    job.answer(Ok(()));
                 }
                 return;
             }
@@ -98,24 +124,23 @@ fn commit_group(db: &Database, group: &mut Vec<Job>) {
         }
     }
     for mut job in group.drain(..) {
-        let result = run_ops(db, std::iter::once(&mut job.op))
-            .map(|mut outs| outs.pop().unwrap_or_else(|| Box::new(())));
-        let _ = job.reply.send(result);
+        let result = run_jobs(db, std::iter::once(&mut job));
+        job.answer(result);
     }
 }
 
-fn run_ops<'a>(db: &Database, ops: impl Iterator<Item = &'a mut Op>) -> Result<Vec<Output>, Error> {
+/// Runs `jobs` in one transaction and commits it; on any failure nothing is committed.
+fn run_jobs<'a>(
+    db: &Database,
+    jobs: impl Iterator<Item = &'a mut Box<dyn Job>>,
+) -> Result<(), Error> {
     let txn = db.begin_write()?;
-    let mut outputs = Vec::new();
-    for op in ops {
-        match op(&txn) {
-            Ok(out) => outputs.push(out),
-            Err(e) => {
-                let _ = txn.abort();
-                return Err(e);
-            }
+    for job in jobs {
+        if let Err(e) = job.run(&txn) {
+            let _ = txn.abort();
+            return Err(e);
         }
     }
     txn.commit()?;
-    Ok(outputs)
+    Ok(())
 }

@@ -12,6 +12,7 @@ use super::handler::Handler;
 use super::reorder::{self, Activity, Progress, Turn, REORDER_WAIT};
 use crate::message::Header;
 use crate::node::counters::Counters;
+use crate::node::ctx::peer_key;
 use crate::node::{relay, NodeEvent};
 use crate::protocol::{Code, WireError};
 use crate::store::{self, Transfer};
@@ -103,7 +104,7 @@ impl Handler {
             let stored = self
                 .ctx
                 .store
-                .put_from(header, data, Some(peer.to_bytes()))
+                .put_from(header, data, Some(peer_key(&peer)))
                 .await
                 .map_err(store_error)?;
             Counters::add(&self.ctx.counters.content_transfers, 1);
@@ -185,7 +186,7 @@ impl Handler {
         let opened = self
             .ctx
             .store
-            .begin_write_from(slot.header.clone(), Some(peer.to_bytes()))
+            .begin_write_from(slot.header.clone(), Some(peer_key(&peer)))
             .await;
         match opened {
             Ok(t) => {

@@ -132,7 +132,7 @@ async fn wait(
 /// Diffs and pushes either everything (`ids == None`) or just the given new messages.
 async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass {
     let now = now_ms();
-    let key = peer.to_bytes();
+    let key = crate::node::ctx::peer_key(&peer);
     let rows = match ids {
         None => ctx.store.deliveries_for(key, now).await,
         Some(ids) => ctx.store.with_delivery(ids, key).await,
