@@ -17,7 +17,7 @@ use super::{Ctx, NodeEvent};
 use crate::message::{Header, MessageId, ValidationError};
 use crate::net::Inbound;
 use crate::node::counters::Counters;
-use crate::protocol::{diff, push, repo, Code, Frame, WireError};
+use crate::protocol::{diff, names, push, repo, Code, Frame, WireError};
 use crate::store::{self, Offset, Transfer};
 
 /// How far ahead of the held bytes a chunk may start and still be waited for.
@@ -153,6 +153,8 @@ impl Handler {
                     let r = self.account(r).unwrap_or_else(repo::Response::Error);
                     net.respond_repo(ch, r).await
                 }
+                // This node has no names yet: it answers every exchange with none.
+                Inbound::Names(_, ch) => net.respond_names(ch, names::Response::empty()).await,
             };
             if result.is_err() {
                 tracing::debug!("network gone before the response could be sent");

@@ -450,14 +450,11 @@ async fn manage(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch::Receive
                         ctx.listen.lock().unwrap_or_else(|p| p.into_inner()).push(addr.clone());
                         let _ = ctx.events.send(NodeEvent::Listening(addr));
                     }
-                    Event::Request { peer, inbound: req } => {
-                        workers.spawn(inbound.clone().handle(peer, req));
-                    }
+                    // Names exchanges start once the app side of names exists.
+                    Event::Connected(_) => {}
                 },
-                Some(event) = events.requests.recv() => {
-                    if let Event::Request { peer, inbound: req } = event {
-                        workers.spawn(inbound.clone().handle(peer, req));
-                    }
+                Some(net::Request { peer, inbound: req }) = events.requests.recv() => {
+                    workers.spawn(inbound.clone().handle(peer, req));
                 }
                 _ = tick.tick() => {
                     inbound.reap_idle(Instant::now());
