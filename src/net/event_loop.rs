@@ -104,7 +104,7 @@ impl EventLoop {
         *self.swarm.local_peer_id()
     }
 
-    /// Runs until [`Command::Shutdown`] or until every handle is dropped.
+    /// Runs until [`Handle::shutdown`](super::Handle::shutdown) or until every handle is dropped.
     pub async fn run(mut self) {
         let span = tracing::info_span!("net", node = %self.local_peer_id());
         async move {

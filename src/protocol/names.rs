@@ -103,3 +103,110 @@ pub enum Error {
     #[error(transparent)]
     BadChains(#[from] ValidationError),
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+    use libp2p::StreamProtocol;
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+    use crate::protocol::{Codec, Frame, ResponseError};
+
+    fn codec() -> Codec<Request, Response> {
+        Codec::new(REQUEST_MAX, RESPONSE_MAX)
+    }
+
+    fn proto() -> StreamProtocol {
+        StreamProtocol::new(PROTOCOL)
+    }
+
+    fn cert(len: usize) -> ByteBuf {
+        ByteBuf::from(vec![0xc5; len])
+    }
+
+    /// The largest body the bounds allow.
+    fn fullest() -> Vec<CertificateChain> {
+        let chain = vec![cert(Limits::MAX_CERTIFICATE_LEN); Limits::MAX_CHAIN_LEN];
+        vec![chain; Limits::MAX_CHAINS]
+    }
+
+    /// Encodes a body as a peer might, bypassing [`Chains::new`].
+    fn raw(v: u64, chains: &[CertificateChain]) -> anyhow::Result<Vec<u8>> {
+        #[derive(Serialize)]
+        struct Raw<'a> {
+            v: u64,
+            chains: &'a [CertificateChain],
+        }
+        Ok(cbor4ii::serde::to_vec(Vec::new(), &Raw { v, chains })?)
+    }
+
+    fn read_request(bytes: Vec<u8>) -> anyhow::Result<Frame<Request>> {
+        Ok(futures::executor::block_on(
+            codec().read_request(&proto(), &mut Cursor::new(bytes)),
+        )?)
+    }
+
+    #[test]
+    fn the_fullest_body_fits_the_limit_and_round_trips() -> anyhow::Result<()> {
+        let body = Chains::new(fullest())?;
+        let bytes = cbor4ii::serde::to_vec(Vec::new(), &body)?;
+        assert!(bytes.len() as u64 <= REQUEST_MAX, "{} bytes", bytes.len());
+        assert!(matches!(read_request(bytes)?, Frame::Ok(back) if back == body));
+        Ok(())
+    }
+
+    #[test]
+    fn bodies_over_the_bounds_are_refused_with_the_reason() -> anyhow::Result<()> {
+        let mut too_many = fullest();
+        too_many.push(vec![cert(1)]);
+        let mut too_long = fullest();
+        too_long[0].push(cert(1));
+        let mut too_large = vec![vec![cert(1)]];
+        too_large[0][0] = cert(Limits::MAX_CERTIFICATE_LEN + 1);
+        for chains in [too_many, too_long, too_large] {
+            let err = Chains::new(chains.clone()).err();
+            assert!(matches!(
+                err,
+                Some(Error::BadChains(ValidationError::BadCertificates { .. }))
+            ));
+            match read_request(raw(1, &chains)?)? {
+                Frame::Malformed(why) => {
+                    assert!(why.contains("certificate chains over the limit"), "{why}")
+                }
+                other => anyhow::bail!("accepted or misread: {other:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn other_versions_are_refused() -> anyhow::Result<()> {
+        match read_request(raw(2, &[])?)? {
+            Frame::Malformed(why) => assert!(
+                why.contains("names exchange version 2 is not supported"),
+                "{why}"
+            ),
+            other => anyhow::bail!("accepted or misread: {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_response_is_a_typed_error() -> anyhow::Result<()> {
+        let bytes = raw(1, &[vec![cert(Limits::MAX_CERTIFICATE_LEN + 1)]])?;
+        let err =
+            futures::executor::block_on(codec().read_response(&proto(), &mut Cursor::new(bytes)))
+                .err()
+                .ok_or_else(|| anyhow::anyhow!("oversized certificate accepted"))?;
+        let typed = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<ResponseError>());
+        assert!(
+            matches!(typed, Some(ResponseError::Malformed { reason }) if reason.contains("1025")),
+            "{err}"
+        );
+        Ok(())
+    }
+}

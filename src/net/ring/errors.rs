@@ -9,7 +9,7 @@ use std::{
 };
 
 /// Errors within [`BAD_PEER_WINDOW`] at which a peer counts as bad and is skipped by
-/// [`select`] unless nothing else is left.
+/// [`select`](super::select) unless nothing else is left.
 pub const BAD_PEER_ERRORS: usize = 10;
 
 /// How long a sync error counts against a peer. After this a peer that came back (a phone out

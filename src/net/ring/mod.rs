@@ -26,7 +26,7 @@
 //!
 //! `PeerId`'s `Ord` is derived from its multihash: `(code, digest length, digest)`. Valid peer
 //! ids use code `0x00` (identity) or `0x12` (sha2-256) and digests of at most 42 bytes, so every
-//! field's varint is one byte and this order equals the order of [`PeerId::to_bytes`]. The test
+//! field's varint is one byte and this order equals the order of [`PeerId::to_bytes`](libp2p::PeerId::to_bytes). The test
 //!
 //! # Trusted peers only
 //!
