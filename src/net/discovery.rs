@@ -241,6 +241,10 @@ fn is_dialable(addr: &Multiaddr) -> bool {
 mod tests {
     use super::*;
 
+    fn address(peer: PeerId, addr: Multiaddr, kad: bool) -> Action {
+        Action::Address { peer, addr, kad }
+    }
+
     fn addr(s: &str) -> anyhow::Result<Multiaddr> {
         Ok(s.parse()?)
     }
@@ -265,14 +269,7 @@ mod tests {
         let heard = Heard::Mdns(vec![(peer, a.clone()), (local, a.clone())]);
         assert_eq!(
             policy.decide(heard, |_| false),
-            vec![
-                Action::Address {
-                    peer,
-                    addr: a,
-                    kad: true
-                },
-                Action::Join(peer)
-            ]
+            vec![address(peer, a, true), Action::Join(peer)]
         );
         Ok(())
     }
@@ -288,11 +285,7 @@ mod tests {
         assert_eq!(
             start,
             vec![
-                Action::Address {
-                    peer: boot,
-                    addr: addr("/ip4/10.0.0.1/tcp/4001")?,
-                    kad: true
-                },
+                address(boot, addr("/ip4/10.0.0.1/tcp/4001")?, true),
                 Action::Join(boot),
                 Action::Dial(boot),
             ]
@@ -337,14 +330,7 @@ mod tests {
             };
             assert_eq!(
                 policy.decide(heard, |_| false),
-                vec![
-                    Action::Address {
-                        peer,
-                        addr: good.clone(),
-                        kad
-                    },
-                    Action::Join(peer)
-                ]
+                vec![address(peer, good.clone(), kad), Action::Join(peer)]
             );
         }
         let stranger = Heard::Identified {
@@ -367,14 +353,7 @@ mod tests {
         ]);
         assert_eq!(
             policy.decide(heard, |_| false),
-            vec![
-                Action::Address {
-                    peer,
-                    addr: a,
-                    kad: false
-                },
-                Action::Join(peer)
-            ]
+            vec![address(peer, a, false), Action::Join(peer)]
         );
         let routing = Heard::Routing {
             peer,

@@ -265,10 +265,15 @@ impl EventLoop {
         }
     }
 
-    fn discover(&mut self, heard: Heard) {
-        let swarm = &self.swarm;
-        let actions = self.discovery.decide(heard, |p| swarm.is_connected(p));
-        self.apply(actions);
+    /// Applies the discovery policy to what a source reported, if anything. Returns no
+    /// inbound request, to fit [`Self::handle_behaviour_event`].
+    fn discover(&mut self, heard: Option<Heard>) -> Option<(PeerId, Inbound)> {
+        if let Some(heard) = heard {
+            let swarm = &self.swarm;
+            let actions = self.discovery.decide(heard, |p| swarm.is_connected(p));
+            self.apply(actions);
+        }
+        None
     }
 
     fn handle_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -318,22 +323,9 @@ impl EventLoop {
                 self.emit(Event::Deselected(peer));
                 None
             }
-            BehaviourEvent::Identify(e) => {
-                if let Some(heard) = Heard::from_identify(e) {
-                    self.discover(heard);
-                }
-                None
-            }
-            BehaviourEvent::Mdns(e) => {
-                self.discover(Heard::from_mdns(e));
-                None
-            }
-            BehaviourEvent::Kad(e) => {
-                if let Some(heard) = Heard::from_kad(e) {
-                    self.discover(heard);
-                }
-                None
-            }
+            BehaviourEvent::Identify(e) => self.discover(Heard::from_identify(e)),
+            BehaviourEvent::Mdns(e) => self.discover(Some(Heard::from_mdns(e))),
+            BehaviourEvent::Kad(e) => self.discover(Heard::from_kad(e)),
             BehaviourEvent::Diff(e) => route(&mut self.diff, e, Inbound::Diff),
             BehaviourEvent::Push(e) => route(&mut self.push, e, Inbound::Push),
             BehaviourEvent::Repo(e) => route(&mut self.repo, e, Inbound::Repo),
