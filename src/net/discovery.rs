@@ -261,8 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn mdns_discoveries_join_with_their_address_and_the_local_node_never_does() -> anyhow::Result<()>
-    {
+    fn mdns_discoveries_join_with_their_address_but_never_the_local_node() -> anyhow::Result<()> {
         let (policy, local) = policy();
         let peer = PeerId::random();
         let a = addr("/ip4/192.168.1.2/tcp/4001")?;

@@ -13,8 +13,8 @@ use libp2p::{
     },
 };
 
-/// Per-connection handler of [`Behaviour`](super::Behaviour): speaks no protocol, only keeps the connection open
-/// while its peer is selected.
+/// Per-connection handler of [`Behaviour`](super::Behaviour): speaks no protocol, only keeps
+/// the connection open while its peer is selected.
 ///
 /// The swarm closes a connection once it is idle and no handler wants it kept alive, so this
 /// handler holds connections to sync partners open and lets all others expire.

@@ -1,5 +1,6 @@
-//! Two network layers on 127.0.0.1 run `/mule/names/1`: the dialer sees `Connected`, sends its
-//! chains, and the listener answers with its own (or fails to, and is treated as nameless).
+//! Two network layers on 127.0.0.1, driven only through their handles and event channels:
+//! `/mule/names/1` (the dialer sees `Connected`, sends its chains, the listener answers with its
+//! own or fails to) and trusted-only ring selection.
 
 use std::time::Duration;
 
@@ -19,11 +20,12 @@ struct Net {
     events: net::Events,
 }
 
-fn start(seed: u8) -> anyhow::Result<Net> {
+fn start(seed: u8, trusted_only: bool) -> anyhow::Result<Net> {
     let identity = Identity::from_seed([seed; 32]);
     let config = net::Config {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
         mdns: false,
+        trusted_only,
         ..net::Config::default()
     };
     let (handle, events, event_loop) = net::new(&identity, config)?;
@@ -63,9 +65,9 @@ async fn next_request(net: &mut Net) -> anyhow::Result<Request> {
 }
 
 /// Starts two networks and has `a` dial `b`; returns once both saw `Connected`.
-async fn connected_pair() -> anyhow::Result<(Net, Net)> {
-    let mut a = start(0xa1)?;
-    let mut b = start(0xb2)?;
+async fn connected_pair(trusted_only: bool) -> anyhow::Result<(Net, Net)> {
+    let mut a = start(0xa1, trusted_only)?;
+    let mut b = start(0xb2, trusted_only)?;
     let addr: Multiaddr = next_peer_event(&mut b, "listen address", |e| match e {
         Event::Listening(addr) => Some(addr),
         _ => None,
@@ -91,7 +93,7 @@ fn chain(certs: &[&[u8]]) -> Vec<ByteBuf> {
 
 #[tokio::test]
 async fn dialer_and_listener_exchange_their_chains() -> anyhow::Result<()> {
-    let (a, mut b) = connected_pair().await?;
+    let (a, mut b) = connected_pair(false).await?;
     let mine = names::Chains::new(vec![chain(&[b"a-leaf", b"a-root"])])?;
     let theirs = names::Chains::new(vec![chain(&[b"b-leaf"]), chain(&[b"b2-leaf", b"root"])])?;
 
@@ -115,7 +117,7 @@ async fn dialer_and_listener_exchange_their_chains() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn an_unanswered_exchange_fails_with_a_typed_error() -> anyhow::Result<()> {
-    let (a, mut b) = connected_pair().await?;
+    let (a, mut b) = connected_pair(false).await?;
     let handle = a.handle.clone();
     let b_id = b.peer_id;
     let exchange = tokio::spawn(async move { handle.names(b_id, names::Chains::empty()).await });
@@ -133,6 +135,36 @@ async fn an_unanswered_exchange_fails_with_a_typed_error() -> anyhow::Result<()>
             )))
         ),
         "{result:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_trusted_only_a_peer_is_selected_only_while_trusted() -> anyhow::Result<()> {
+    let (mut a, b) = connected_pair(true).await?;
+    let b_id = b.peer_id;
+    // Ring selection ran when the connection came up, before `Connected` was reported.
+    let status = a.handle.status().await?;
+    assert!(status.connected.contains(&b_id));
+    assert!(status.selected.is_empty(), "{:?}", status.selected);
+
+    a.handle.set_trusted(b_id, true).await?;
+    next_peer_event(&mut a, "Selected(b)", |e| {
+        (e == Event::Selected(b_id)).then_some(())
+    })
+    .await?;
+    assert_eq!(a.handle.status().await?.selected, vec![b_id]);
+
+    a.handle.set_trusted(b_id, false).await?;
+    next_peer_event(&mut a, "Deselected(b)", |e| {
+        (e == Event::Deselected(b_id)).then_some(())
+    })
+    .await?;
+    let status = a.handle.status().await?;
+    assert!(status.selected.is_empty());
+    assert!(
+        status.connected.contains(&b_id),
+        "an untrusted peer may stay connected"
     );
     Ok(())
 }
