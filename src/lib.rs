@@ -5,8 +5,8 @@
 //! - [`message`]: signed headers, their canonical encoding, ids and validation.
 //! - [`store`]: redb index + content files; resumable writes, delivery state, expiry
 //!   (on-disk format: `protocols/store.md`).
-//! - [`protocol`]: wire types of the diff, push and repository protocols, and their codec.
-//! - [`net`]: the libp2p Swarm, its event loop and handle, ring selection.
+//! - [`protocol`]: wire types of the diff, push, repo and names protocols, and their codec.
+//! - [`net`]: the libp2p Swarm, its event loop and handle, discovery policy, ring selection.
 //! - [`node`]: a running node: peer manager, sync tasks, inbound handler, access decisions.
 //! - [`control`]: the local control socket the CLI uses to talk to a running node.
 //! - [`cli`]: the `mule` command line.

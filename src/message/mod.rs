@@ -16,7 +16,7 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 pub use id::{MessageId, ParseIdError};
-pub use validate::{Limits, ValidationError};
+pub use validate::{check_chains, Limits, ValidationError};
 
 use crate::identity::Identity;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::{Header, MessageId};
+use super::{CertificateChain, Header, MessageId};
 
 /// Bounds a node applies to headers. The `MAX_*` constants are format limits every node shares;
 /// the fields are node policy (`mule node --max-hops`, ...).
@@ -234,27 +234,7 @@ impl Header {
                 len: hop.len(),
             });
         }
-        let longest = self.chains.iter().map(Vec::len).max().unwrap_or(0);
-        let largest = self
-            .chains
-            .iter()
-            .flatten()
-            .map(|c| c.len())
-            .max()
-            .unwrap_or(0);
-        if self.chains.len() > Limits::MAX_CHAINS
-            || longest > Limits::MAX_CHAIN_LEN
-            || largest > Limits::MAX_CERTIFICATE_LEN
-        {
-            return Err(ValidationError::BadCertificates {
-                chains: self.chains.len(),
-                longest,
-                largest,
-                max_chains: Limits::MAX_CHAINS,
-                max_chain_len: Limits::MAX_CHAIN_LEN,
-                max_cert_len: Limits::MAX_CERTIFICATE_LEN,
-            });
-        }
+        check_chains(&self.chains)?;
         if self.length > limits.max_length {
             return Err(ValidationError::TooBig {
                 length: self.length,
@@ -270,4 +250,26 @@ impl Header {
         }
         Ok(())
     }
+}
+
+/// Checks certificate chains against the format limits ([`Limits::MAX_CHAINS`],
+/// [`Limits::MAX_CHAIN_LEN`], [`Limits::MAX_CERTIFICATE_LEN`]). Shared by the message header and
+/// the names exchange, which carry chains under the same bounds.
+pub fn check_chains(chains: &[CertificateChain]) -> Result<(), ValidationError> {
+    let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
+    let largest = chains.iter().flatten().map(|c| c.len()).max().unwrap_or(0);
+    if chains.len() > Limits::MAX_CHAINS
+        || longest > Limits::MAX_CHAIN_LEN
+        || largest > Limits::MAX_CERTIFICATE_LEN
+    {
+        return Err(ValidationError::BadCertificates {
+            chains: chains.len(),
+            longest,
+            largest,
+            max_chains: Limits::MAX_CHAINS,
+            max_chain_len: Limits::MAX_CHAIN_LEN,
+            max_cert_len: Limits::MAX_CERTIFICATE_LEN,
+        });
+    }
+    Ok(())
 }

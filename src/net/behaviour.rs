@@ -8,8 +8,8 @@ use libp2p::{
     connection_limits, identify, identity, kad, mdns, ping, request_response, StreamProtocol,
 };
 
-use super::{ring, Config, Error};
-use crate::protocol::{diff, push, repo, Codec};
+use super::{ring, BuildError, Config, Error};
+use crate::protocol::{diff, names, push, repo, Codec};
 
 /// Kademlia protocol name: mule's own DHT, apart from the public IPFS one.
 pub const KAD_PROTOCOL: &str = "/mule/kad/1";
@@ -39,6 +39,8 @@ pub struct Behaviour {
     pub push: request_response::Behaviour<Codec<push::Request, push::Response>>,
     /// `/mule/repo/1`.
     pub repo: request_response::Behaviour<Codec<repo::Request, repo::Response>>,
+    /// `/mule/names/1`.
+    pub names: request_response::Behaviour<Codec<names::Request, names::Response>>,
 }
 
 impl Behaviour {
@@ -51,7 +53,7 @@ impl Behaviour {
         let mdns = if config.mdns {
             Some(
                 mdns::tokio::Behaviour::new(mdns::Config::default(), local)
-                    .map_err(|e| Error::Build(format!("mDNS: {e}")))?,
+                    .map_err(BuildError::Mdns)?,
             )
         } else {
             None
@@ -69,7 +71,8 @@ impl Behaviour {
         let full = || request_response::ProtocolSupport::Full;
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
-            ring: ring::Behaviour::new(local, config.max_active_peers),
+            ring: ring::Behaviour::new(local, config.max_active_peers)
+                .with_trusted_only(config.trusted_only),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_VERSION.into(), key.public())
                     .with_push_listen_addr_updates(true)
@@ -91,6 +94,11 @@ impl Behaviour {
             repo: request_response::Behaviour::with_codec(
                 Codec::new(repo::REQUEST_MAX, repo::RESPONSE_MAX),
                 [(StreamProtocol::new(repo::PROTOCOL), full())],
+                rr.clone(),
+            ),
+            names: request_response::Behaviour::with_codec(
+                Codec::new(names::REQUEST_MAX, names::RESPONSE_MAX),
+                [(StreamProtocol::new(names::PROTOCOL), full())],
                 rr,
             ),
         })

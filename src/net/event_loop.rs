@@ -1,57 +1,38 @@
 //! The task that owns the Swarm. It turns commands into swarm calls and swarm events into
-//! [`Event`]s, and never awaits anything but its two inputs.
-
-use std::collections::{HashMap, HashSet};
+//! [`Request`]s and [`Event`]s, and never awaits anything but its inputs: the app's channels
+//! are fed with `try_send` (a full request queue answers `busy`, a full peer-event channel
+//! fills the [`Backlog`]).
 
 use futures::StreamExt;
-use libp2p::request_response::{self, OutboundFailure, OutboundRequestId};
+use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::behaviour::{BehaviourEvent, KAD_PROTOCOL};
-use super::{
-    parse_bootstrap, ring, Behaviour, Command, Config, Error, Event, Inbound, Reply, RequestError,
-    Status,
-};
+use super::backlog::Backlog;
+use super::behaviour::BehaviourEvent;
+use super::discovery::{Action, Heard, Policy};
+use super::requests::{outcome, Outcome, Pending};
+use super::{ring, Behaviour, BuildError, Command, Config, Error, Event, Inbound, Request, Status};
 use crate::identity::Identity;
-use crate::protocol::{push, Code, Frame, WireError};
-
-/// Outbound requests waiting for their response, per protocol.
-struct Pending<T> {
-    replies: HashMap<OutboundRequestId, Reply<T>>,
-}
-
-impl<T> Default for Pending<T> {
-    fn default() -> Self {
-        Self {
-            replies: HashMap::new(),
-        }
-    }
-}
-
-impl<T> Pending<T> {
-    fn resolve(&mut self, id: OutboundRequestId, result: Result<T, RequestError>) {
-        if let Some(reply) = self.replies.remove(&id) {
-            // The requester may have given up; that is its business.
-            let _ = reply.send(result);
-        }
-    }
-}
+use crate::protocol::{diff, names, push, repo, Code, WireError};
 
 /// Owns the Swarm; run it with [`EventLoop::run`].
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: Config,
     commands: mpsc::Receiver<Command>,
-    requests: mpsc::Sender<Event>,
-    peers: mpsc::UnboundedSender<Event>,
-    diff: Pending<crate::protocol::diff::Response>,
+    requests: mpsc::Sender<Request>,
+    peers: mpsc::Sender<Event>,
+    /// Peer events that did not fit into `peers` yet.
+    backlog: Backlog,
+    discovery: Policy,
+    diff: Pending<diff::Response>,
     push: Pending<push::Response>,
-    repo: Pending<crate::protocol::repo::Response>,
+    repo: Pending<repo::Response>,
+    names: Pending<names::Response>,
     listen_addrs: Vec<Multiaddr>,
-    bootstrap_peers: HashSet<PeerId>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -62,14 +43,24 @@ impl std::fmt::Debug for EventLoop {
     }
 }
 
-fn outbound_error(e: OutboundFailure) -> RequestError {
-    match e {
-        OutboundFailure::DialFailure => RequestError::Dial,
-        OutboundFailure::Timeout => RequestError::Timeout,
-        OutboundFailure::ConnectionClosed => RequestError::ConnectionClosed,
-        OutboundFailure::UnsupportedProtocols => RequestError::UnsupportedProtocols,
-        OutboundFailure::Io(e) => RequestError::Io(e.to_string()),
-    }
+/// Builds the Swarm: TCP (noise, yamux), QUIC and DNS around the composed behaviour.
+fn build_swarm(identity: &Identity, config: &Config) -> Result<Swarm<Behaviour>, Error> {
+    let behaviour = Behaviour::new(identity.keypair(), config)?;
+    let builder = libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(BuildError::Noise)?
+        .with_quic()
+        .with_dns()
+        .map_err(BuildError::Dns)?;
+    let Ok(builder) = builder.with_behaviour(|_| behaviour);
+    Ok(builder
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .build())
 }
 
 impl EventLoop {
@@ -77,55 +68,35 @@ impl EventLoop {
         identity: &Identity,
         config: Config,
         commands: mpsc::Receiver<Command>,
-        requests: mpsc::Sender<Event>,
-        peers: mpsc::UnboundedSender<Event>,
+        requests: mpsc::Sender<Request>,
+        peers: mpsc::Sender<Event>,
     ) -> Result<Self, Error> {
-        let build = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
-        let behaviour = Behaviour::new(identity.keypair(), &config)?;
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| build(&e))?
-            .with_quic()
-            .with_dns()
-            .map_err(|e| build(&e))?
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| build(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
-            .build();
+        let mut swarm = build_swarm(identity, &config)?;
         for addr in &config.listen {
-            swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|source| Error::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
         }
-        let mut bootstrap_peers = HashSet::new();
-        for addr in &config.bootstrap {
-            let (peer, base) = parse_bootstrap(addr)?;
-            bootstrap_peers.insert(peer);
-            swarm.add_peer_address(peer, base.clone());
-            swarm.behaviour_mut().kad.add_address(&peer, base);
-            swarm.behaviour_mut().ring.add_peer(peer);
-            if let Err(e) = swarm.dial(peer) {
-                tracing::warn!(%peer, error = %e, "cannot dial bootstrap peer");
-            }
-        }
-        Ok(Self {
+        let (discovery, start) = Policy::new(*swarm.local_peer_id(), &config.bootstrap)?;
+        let mut event_loop = Self {
             swarm,
             config,
             commands,
             requests,
             peers,
+            backlog: Backlog::default(),
+            discovery,
             diff: Pending::default(),
             push: Pending::default(),
             repo: Pending::default(),
+            names: Pending::default(),
             listen_addrs: Vec::new(),
-            bootstrap_peers,
-        })
+        };
+        event_loop.apply(start);
+        Ok(event_loop)
     }
 
     /// This node's peer id.
@@ -133,7 +104,7 @@ impl EventLoop {
         *self.swarm.local_peer_id()
     }
 
-    /// Runs until [`Command::Shutdown`] or until every handle is dropped.
+    /// Runs until [`Handle::shutdown`](super::Handle::shutdown) or until every handle is dropped.
     pub async fn run(mut self) {
         let span = tracing::info_span!("net", node = %self.local_peer_id());
         async move {
@@ -142,6 +113,8 @@ impl EventLoop {
             let mut walk = tokio::time::interval(self.config.discovery_walk_interval);
             walk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                self.flush_peer_events();
+                let waiting = !self.backlog.is_empty();
                 tokio::select! {
                     biased;
                     command = self.commands.recv() => match command {
@@ -149,6 +122,8 @@ impl EventLoop {
                         Some(command) => self.handle_command(command),
                     },
                     event = self.swarm.select_next_some() => self.handle_event(event),
+                    // Wakes the loop once the app made room; the flush happens above.
+                    _ = has_room(&self.peers), if waiting => {}
                     _ = bootstrap.tick() => self.bootstrap(),
                     _ = walk.tick() => self.discovery_walk(),
                 }
@@ -181,81 +156,124 @@ impl EventLoop {
         let b = self.swarm.behaviour_mut();
         match command {
             Command::Diff(peer, request, reply) => {
-                let id = b.diff.send_request(&peer, Frame::Ok(request));
-                self.diff.replies.insert(id, reply);
+                let id = b
+                    .diff
+                    .send_request(&peer, crate::protocol::Frame::Ok(request));
+                self.diff.insert(id, reply);
             }
             Command::Push(peer, request, reply) => {
                 let id = b.push.send_request(&peer, request);
-                self.push.replies.insert(id, reply);
+                self.push.insert(id, reply);
             }
             Command::Repo(peer, request, reply) => {
                 let id = b.repo.send_request(&peer, request);
-                self.repo.replies.insert(id, reply);
+                self.repo.insert(id, reply);
+            }
+            Command::Names(peer, request, reply) => {
+                let id = b
+                    .names
+                    .send_request(&peer, crate::protocol::Frame::Ok(request));
+                self.names.insert(id, reply);
             }
             // A failed send means the peer gave up waiting (timeout, closed); nothing to do.
             Command::RespondDiff(ch, r) => drop(b.diff.send_response(ch, r)),
             Command::RespondPush(ch, r) => drop(b.push.send_response(ch, r)),
             Command::RespondRepo(ch, r) => drop(b.repo.send_response(ch, r)),
+            Command::RespondNames(ch, r) => drop(b.names.send_response(ch, r)),
             Command::ReportError(peer) => b.ring.report_error(peer),
+            Command::SetTrusted(peer, trusted) => b.ring.set_trusted(peer, trusted),
             Command::Disconnect(peer) => drop(self.swarm.disconnect_peer_id(peer)),
             Command::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr.clone()) {
                     tracing::warn!(%addr, error = %e, "dial failed");
                 }
             }
-            Command::Status(reply) => {
-                let b = self.swarm.behaviour();
-                let _ = reply.send(Status {
-                    peer_id: Some(*self.swarm.local_peer_id()),
-                    listen_addrs: self.listen_addrs.clone(),
-                    connected: self.swarm.connected_peers().copied().collect(),
-                    selected: b.ring.selected().copied().collect(),
-                    known: b.ring.known_peers(),
-                });
-            }
+            Command::Status(reply) => drop(reply.send(self.status())),
             Command::Shutdown => {}
+        }
+    }
+
+    fn status(&self) -> Status {
+        let b = self.swarm.behaviour();
+        Status {
+            peer_id: Some(*self.swarm.local_peer_id()),
+            listen_addrs: self.listen_addrs.clone(),
+            connected: self.swarm.connected_peers().copied().collect(),
+            selected: b.ring.selected().copied().collect(),
+            known: b.ring.known_peers(),
         }
     }
 
     /// Hands an inbound request to the app, or answers `busy` if the app is saturated.
     fn forward_request(&mut self, peer: PeerId, inbound: Inbound) {
-        match self.requests.try_send(Event::Request { peer, inbound }) {
+        match self.requests.try_send(Request { peer, inbound }) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(Event::Request { inbound, .. })) => {
-                let busy = || WireError::new(Code::Busy, "receiver overloaded; retry later");
-                let b = self.swarm.behaviour_mut();
+            Err(mpsc::error::TrySendError::Full(Request { inbound, .. })) => {
                 tracing::debug!(%peer, "request queue full; answering busy");
-                match inbound {
-                    Inbound::Diff(_, ch) => drop(
-                        b.diff
-                            .send_response(ch, crate::protocol::diff::Response::Error(busy())),
-                    ),
-                    Inbound::Push(_, ch) => {
-                        drop(b.push.send_response(ch, push::Response::Error(busy())))
-                    }
-                    Inbound::Repo(_, ch) => drop(
-                        b.repo
-                            .send_response(ch, crate::protocol::repo::Response::Error(busy())),
-                    ),
-                }
+                self.answer_busy(inbound);
             }
             // The app is gone: dropping the channel tells the peer.
-            Err(_) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
-    fn emit(&self, event: Event) {
-        let _ = self.peers.send(event);
-    }
-
-    fn learn_address(&mut self, peer: PeerId, addr: Multiaddr) {
-        if peer == *self.swarm.local_peer_id() {
-            return;
-        }
-        self.swarm.add_peer_address(peer, addr.clone());
+    fn answer_busy(&mut self, inbound: Inbound) {
+        let busy = || WireError::new(Code::Busy, "receiver overloaded; retry later");
         let b = self.swarm.behaviour_mut();
-        b.kad.add_address(&peer, addr);
-        b.ring.add_peer(peer);
+        match inbound {
+            Inbound::Diff(_, ch) => drop(b.diff.send_response(ch, diff::Response::Error(busy()))),
+            Inbound::Push(_, ch) => drop(b.push.send_response(ch, push::Response::Error(busy()))),
+            Inbound::Repo(_, ch) => drop(b.repo.send_response(ch, repo::Response::Error(busy()))),
+            // The exchange has no error answer: closing the stream unanswered is the spec's
+            // "cannot answer now", and the peer treats this node as nameless for now.
+            Inbound::Names(_, ch) => drop(ch),
+        }
+    }
+
+    /// Sends a peer event without waiting: what does not fit waits in the backlog.
+    fn emit(&mut self, event: Event) {
+        let peers = &self.peers;
+        self.backlog.send(event, |e| peers.try_send(e));
+    }
+
+    fn flush_peer_events(&mut self) {
+        if !self.backlog.is_empty() {
+            let peers = &self.peers;
+            self.backlog.flush(|e| peers.try_send(e));
+        }
+    }
+
+    /// Applies discovery decisions to the swarm and the ring.
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Address { peer, addr, kad } => {
+                    tracing::trace!(%peer, %addr, kad, "learned address");
+                    self.swarm.add_peer_address(peer, addr.clone());
+                    if kad {
+                        self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    }
+                }
+                Action::Join(peer) => self.swarm.behaviour_mut().ring.add_peer(peer),
+                Action::Leave(peer) => self.swarm.behaviour_mut().ring.remove_peer(peer),
+                Action::Dial(peer) => {
+                    if let Err(e) = self.swarm.dial(peer) {
+                        tracing::warn!(%peer, error = %e, "cannot dial bootstrap peer");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the discovery policy to what a source reported, if anything. Returns no
+    /// inbound request, to fit [`Self::handle_behaviour_event`].
+    fn discover(&mut self, heard: Option<Heard>) -> Option<(PeerId, Inbound)> {
+        if let Some(heard) = heard {
+            let swarm = &self.swarm;
+            let actions = self.discovery.decide(heard, |p| swarm.is_connected(p));
+            self.apply(actions);
+        }
+        None
     }
 
     fn handle_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -273,9 +291,15 @@ impl EventLoop {
                 self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if num_established.get() == 1 {
+                    self.emit(Event::Connected(peer_id));
+                }
             }
             SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
@@ -288,144 +312,49 @@ impl EventLoop {
     }
 
     fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
-        match event {
+        let inbound = match event {
             BehaviourEvent::Ring(ring::Event::Selected(peer)) => {
                 tracing::info!(%peer, "peer selected");
                 self.emit(Event::Selected(peer));
+                None
             }
             BehaviourEvent::Ring(ring::Event::Deselected(peer)) => {
                 tracing::info!(%peer, "peer deselected");
                 self.emit(Event::Deselected(peer));
+                None
             }
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                let kad = StreamProtocol::new(KAD_PROTOCOL);
-                let speaks_mule = info
-                    .protocols
-                    .iter()
-                    .any(|p| p.as_ref() == crate::protocol::push::PROTOCOL);
-                if !speaks_mule {
-                    return;
-                }
-                for addr in info.listen_addrs {
-                    if is_dialable(&addr) {
-                        self.swarm.add_peer_address(peer_id, addr.clone());
-                        if info.protocols.contains(&kad) {
-                            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                        }
-                    }
-                }
-                self.swarm.behaviour_mut().ring.add_peer(peer_id);
-            }
-            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
-                for (peer, addr) in found {
-                    tracing::debug!(%peer, %addr, "mDNS discovered");
-                    self.learn_address(peer, addr);
-                }
-            }
-            BehaviourEvent::Mdns(mdns::Event::Expired(gone)) => {
-                for (peer, _) in gone {
-                    if !self.swarm.is_connected(&peer) && !self.bootstrap_peers.contains(&peer) {
-                        self.swarm.behaviour_mut().ring.remove_peer(peer);
-                    }
-                }
-            }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
-                result: kad::QueryResult::GetClosestPeers(Ok(ok)),
-                ..
-            }) => {
-                for info in ok.peers {
-                    for addr in info.addrs.into_iter().filter(is_dialable) {
-                        self.swarm.add_peer_address(info.peer_id, addr);
-                    }
-                    if info.peer_id != *self.swarm.local_peer_id() {
-                        self.swarm.behaviour_mut().ring.add_peer(info.peer_id);
-                    }
-                }
-            }
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, old_peer, .. }) => {
-                self.swarm.behaviour_mut().ring.add_peer(peer);
-                if let Some(old) = old_peer {
-                    if !self.swarm.is_connected(&old) {
-                        self.swarm.behaviour_mut().ring.remove_peer(old);
-                    }
-                }
-            }
-            BehaviourEvent::Diff(event) => {
-                let (pending, inbound) = (&mut self.diff, handle_rr(event));
-                match inbound {
-                    RrOutcome::Request(peer, req, ch) => {
-                        self.forward_request(peer, Inbound::Diff(req, ch))
-                    }
-                    RrOutcome::Response(id, result) => pending.resolve(id, result),
-                    RrOutcome::None => {}
-                }
-            }
-            BehaviourEvent::Push(event) => match handle_rr(event) {
-                RrOutcome::Request(peer, req, ch) => {
-                    self.forward_request(peer, Inbound::Push(req, ch))
-                }
-                RrOutcome::Response(id, result) => self.push.resolve(id, result),
-                RrOutcome::None => {}
-            },
-            BehaviourEvent::Repo(event) => match handle_rr(event) {
-                RrOutcome::Request(peer, req, ch) => {
-                    self.forward_request(peer, Inbound::Repo(req, ch))
-                }
-                RrOutcome::Response(id, result) => self.repo.resolve(id, result),
-                RrOutcome::None => {}
-            },
-            _ => {}
+            BehaviourEvent::Identify(e) => self.discover(Heard::from_identify(e)),
+            BehaviourEvent::Mdns(e) => self.discover(Some(Heard::from_mdns(e))),
+            BehaviourEvent::Kad(e) => self.discover(Heard::from_kad(e)),
+            BehaviourEvent::Diff(e) => route(&mut self.diff, e, Inbound::Diff),
+            BehaviourEvent::Push(e) => route(&mut self.push, e, Inbound::Push),
+            BehaviourEvent::Repo(e) => route(&mut self.repo, e, Inbound::Repo),
+            BehaviourEvent::Names(e) => route(&mut self.names, e, Inbound::Names),
+            _ => None,
+        };
+        if let Some((peer, inbound)) = inbound {
+            self.forward_request(peer, inbound);
         }
     }
 }
 
-/// Whether an address is worth dialling (not the unspecified address a peer listens on).
-fn is_dialable(addr: &Multiaddr) -> bool {
-    use libp2p::multiaddr::Protocol;
-    !addr.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_unspecified(),
-        Protocol::Ip6(ip) => ip.is_unspecified(),
-        _ => false,
-    })
+/// Completes once `peers` has room for one event (or is closed), without taking the slot.
+async fn has_room(peers: &mpsc::Sender<Event>) {
+    drop(peers.reserve().await);
 }
 
-enum RrOutcome<Req, Resp> {
-    Request(PeerId, Req, request_response::ResponseChannel<Resp>),
-    Response(OutboundRequestId, Result<Resp, RequestError>),
-    None,
-}
-
-fn handle_rr<Req, Resp>(event: request_response::Event<Req, Resp>) -> RrOutcome<Req, Resp> {
-    use request_response::{Event as E, Message};
-    match event {
-        E::Message {
-            peer,
-            message: Message::Request {
-                request, channel, ..
-            },
-            ..
-        } => RrOutcome::Request(peer, request, channel),
-        E::Message {
-            message:
-                Message::Response {
-                    request_id,
-                    response,
-                },
-            ..
-        } => RrOutcome::Response(request_id, Ok(response)),
-        E::OutboundFailure {
-            request_id,
-            error,
-            peer,
-            ..
-        } => {
-            tracing::debug!(%peer, %error, "request failed");
-            RrOutcome::Response(request_id, Err(outbound_error(error)))
+/// Resolves a completed outbound request of one protocol, or wraps an inbound one for the app.
+fn route<Req, Resp>(
+    pending: &mut Pending<Resp>,
+    event: request_response::Event<Req, Resp>,
+    wrap: fn(Req, ResponseChannel<Resp>) -> Inbound,
+) -> Option<(PeerId, Inbound)> {
+    match outcome(event) {
+        Outcome::Request(peer, request, channel) => Some((peer, wrap(request, channel))),
+        Outcome::Response(id, result) => {
+            pending.resolve(id, result);
+            None
         }
-        E::InboundFailure { peer, error, .. } => {
-            tracing::debug!(%peer, %error, "inbound request failed");
-            RrOutcome::None
-        }
-        E::ResponseSent { .. } => RrOutcome::None,
+        Outcome::None => None,
     }
 }

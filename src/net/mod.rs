@@ -1,13 +1,28 @@
 //! The network: one libp2p Swarm, owned by one task ([`EventLoop`]) and driven by commands.
 //!
 //! [`new`] builds the Swarm (TCP and QUIC with noise/yamux, identify, ping, mDNS, Kademlia,
-//! connection limits, [`ring`] selection and the three mule protocols) and returns a cloneable
-//! [`Handle`] for commands, the [`EventLoop`] to spawn, and the receivers of [`Event`]s.
-//! The loop never awaits disk or the app: inbound requests leave as events carrying their
+//! connection limits, [`ring`] selection and the four mule protocols) and returns a cloneable
+//! [`Handle`] for commands, the [`EventLoop`] to spawn, and the receivers of [`Request`]s and
+//! [`Event`]s. The loop never awaits disk or the app: inbound requests leave carrying their
 //! response channel, and the app answers later through the handle.
+//!
+//! # Layout
+//!
+//! - `behaviour`: the composed libp2p behaviour.
+//! - `event_loop`: the task that owns the Swarm; `requests` its outbound-request bookkeeping.
+//! - `discovery`: which discovered peers join the ring (pure policy).
+//! - `backlog`: peer events waiting for room in their bounded channel (pure).
+//! - `handle`: the [`Handle`] and its commands.
+//! - `error`: typed errors.
+//! - [`ring`]: ring selection.
 
+mod backlog;
 mod behaviour;
+mod discovery;
+mod error;
 mod event_loop;
+mod handle;
+mod requests;
 pub mod ring;
 
 use std::time::Duration;
@@ -15,18 +30,25 @@ use std::time::Duration;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use behaviour::{Behaviour, IDENTIFY_VERSION, KAD_PROTOCOL};
+pub use error::{BuildError, Error, RequestError, StreamError};
 pub use event_loop::EventLoop;
+pub use handle::Handle;
+pub(crate) use handle::{Command, Reply};
 
 use crate::identity::Identity;
-use crate::protocol::{diff, push, repo, Frame};
+use crate::protocol::{diff, names, push, repo, Frame};
 
 /// Capacity of the command channel (handles wait when it is full).
 pub const COMMAND_CAPACITY: usize = 1024;
 /// Capacity of the inbound-request channel; beyond it requests are answered `busy`.
 pub const REQUEST_CAPACITY: usize = 1024;
+/// Capacity of the peer-event channel. When it is full the loop keeps the newest state per peer
+/// in a backlog and delivers it once there is room, so a selection change is never lost and the
+/// loop never waits for the app.
+pub const PEER_EVENT_CAPACITY: usize = 256;
 
 /// Network settings.
 #[derive(Clone, Debug)]
@@ -39,6 +61,9 @@ pub struct Config {
     pub mdns: bool,
     /// Peer limit L for ring selection; 0 = sync with every known peer.
     pub max_active_peers: usize,
+    /// Whether only peers marked trusted ([`Handle::set_trusted`]) take ring selection slots.
+    /// Off by default: every known peer is eligible. Untrusted peers stay known and connected.
+    pub trusted_only: bool,
     /// Most established connections in total.
     pub max_connections: u32,
     /// How long a connection with nothing to do stays open (selected peers stay open anyway).
@@ -71,6 +96,7 @@ impl Default for Config {
             bootstrap: Vec::new(),
             mdns: true,
             max_active_peers: Self::DEFAULT_MAX_ACTIVE_PEERS,
+            trusted_only: false,
             max_connections: 512,
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
@@ -80,26 +106,6 @@ impl Default for Config {
     }
 }
 
-/// Why the network could not start or a command failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A bootstrap address without its peer id.
-    #[error("bootstrap address {0} must end in /p2p/<peer id>")]
-    BootstrapWithoutPeerId(Multiaddr),
-    /// Listening failed.
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The address.
-        addr: Multiaddr,
-        /// Why.
-        reason: String,
-    },
-    /// Building the transport or behaviour failed.
-    #[error("cannot build the network: {0}")]
-    Build(String),
-}
-
 /// Splits `/ip4/../tcp/../p2p/<id>` into the peer id and its address.
 pub fn parse_bootstrap(addr: &Multiaddr) -> Result<(PeerId, Multiaddr), Error> {
     let mut base = addr.clone();
@@ -107,31 +113,6 @@ pub fn parse_bootstrap(addr: &Multiaddr) -> Result<(PeerId, Multiaddr), Error> {
         Some(Protocol::P2p(peer)) => Ok((peer, base)),
         _ => Err(Error::BootstrapWithoutPeerId(addr.clone())),
     }
-}
-
-/// Why an outbound request got no response. For `Timeout` and `ConnectionClosed` it is unknown
-/// whether the peer processed the request.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RequestError {
-    /// The peer could not be reached.
-    #[error("could not dial peer")]
-    Dial,
-    /// No response within the request timeout.
-    #[error("request timed out")]
-    Timeout,
-    /// The connection closed before the response arrived.
-    #[error("connection closed")]
-    ConnectionClosed,
-    /// The peer does not speak the protocol.
-    #[error("peer does not support the protocol")]
-    UnsupportedProtocols,
-    /// Stream I/O failed (including a response that did not decode).
-    #[error("stream error: {0}")]
-    Io(String),
-    /// The network task is gone.
-    #[error("network is shut down")]
-    Shutdown,
 }
 
 /// A snapshot for `mule status`.
@@ -158,144 +139,30 @@ pub enum Inbound {
     Push(Frame<push::Request>, ResponseChannel<push::Response>),
     /// `/mule/repo/1`.
     Repo(Frame<repo::Request>, ResponseChannel<repo::Response>),
+    /// `/mule/names/1`: answer with this node's own chains.
+    Names(Frame<names::Request>, ResponseChannel<names::Response>),
 }
 
-/// Something the app must act on.
+/// An inbound request, on the `requests` channel.
 #[derive(Debug)]
+pub struct Request {
+    /// Who asks (authenticated by noise).
+    pub peer: PeerId,
+    /// What, with the channel to answer through.
+    pub inbound: Inbound,
+}
+
+/// A change about peers or addresses, on the `peers` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A peer asks something.
-    Request {
-        /// Who (authenticated by noise).
-        peer: PeerId,
-        /// What.
-        inbound: Inbound,
-    },
     /// Ring selection chose this peer: start syncing with it.
     Selected(PeerId),
     /// Ring selection dropped this peer: stop syncing with it.
     Deselected(PeerId),
     /// A new listen address.
     Listening(Multiaddr),
-}
-
-/// Commands for the event loop. Built by [`Handle`]'s methods.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Diff(PeerId, diff::Request, Reply<diff::Response>),
-    Push(PeerId, Frame<push::Request>, Reply<push::Response>),
-    Repo(PeerId, Frame<repo::Request>, Reply<repo::Response>),
-    RespondDiff(ResponseChannel<diff::Response>, diff::Response),
-    RespondPush(ResponseChannel<push::Response>, push::Response),
-    RespondRepo(ResponseChannel<repo::Response>, repo::Response),
-    ReportError(PeerId),
-    Disconnect(PeerId),
-    Dial(Multiaddr),
-    Status(oneshot::Sender<Status>),
-    Shutdown,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
-
-/// A cloneable handle to the network task.
-#[derive(Clone, Debug)]
-pub struct Handle {
-    commands: mpsc::Sender<Command>,
-}
-
-impl Handle {
-    async fn send(&self, command: Command) -> Result<(), RequestError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| RequestError::Shutdown)
-    }
-
-    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RequestError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx)).await?;
-        rx.await.map_err(|_| RequestError::Shutdown)?
-    }
-
-    /// Asks `peer` which of `request.ids` it holds.
-    pub async fn diff(
-        &self,
-        peer: PeerId,
-        request: diff::Request,
-    ) -> Result<diff::Response, RequestError> {
-        self.request(|r| Command::Diff(peer, request, r)).await
-    }
-
-    /// Sends a push request (or, in tests, a crafted frame).
-    pub async fn push(
-        &self,
-        peer: PeerId,
-        request: Frame<push::Request>,
-    ) -> Result<push::Response, RequestError> {
-        self.request(|r| Command::Push(peer, request, r)).await
-    }
-
-    /// Sends a repository request.
-    pub async fn repo(
-        &self,
-        peer: PeerId,
-        request: Frame<repo::Request>,
-    ) -> Result<repo::Response, RequestError> {
-        self.request(|r| Command::Repo(peer, request, r)).await
-    }
-
-    /// Answers an inbound diff request.
-    pub async fn respond_diff(
-        &self,
-        ch: ResponseChannel<diff::Response>,
-        r: diff::Response,
-    ) -> Result<(), RequestError> {
-        self.send(Command::RespondDiff(ch, r)).await
-    }
-
-    /// Answers an inbound push request.
-    pub async fn respond_push(
-        &self,
-        ch: ResponseChannel<push::Response>,
-        r: push::Response,
-    ) -> Result<(), RequestError> {
-        self.send(Command::RespondPush(ch, r)).await
-    }
-
-    /// Answers an inbound repository request.
-    pub async fn respond_repo(
-        &self,
-        ch: ResponseChannel<repo::Response>,
-        r: repo::Response,
-    ) -> Result<(), RequestError> {
-        self.send(Command::RespondRepo(ch, r)).await
-    }
-
-    /// Counts an error against `peer` for ring selection (10 in an hour make it bad).
-    pub async fn report_error(&self, peer: PeerId) -> Result<(), RequestError> {
-        self.send(Command::ReportError(peer)).await
-    }
-
-    /// Closes every connection to `peer`.
-    pub async fn disconnect(&self, peer: PeerId) -> Result<(), RequestError> {
-        self.send(Command::Disconnect(peer)).await
-    }
-
-    /// Dials an address (a bootstrap peer found later, a test).
-    pub async fn dial(&self, addr: Multiaddr) -> Result<(), RequestError> {
-        self.send(Command::Dial(addr)).await
-    }
-
-    /// Peers, addresses and selection, for `mule status`.
-    pub async fn status(&self) -> Result<Status, RequestError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Status(tx)).await?;
-        rx.await.map_err(|_| RequestError::Shutdown)
-    }
-
-    /// Stops the event loop (it also stops when every handle is dropped).
-    pub async fn shutdown(&self) -> Result<(), RequestError> {
-        self.send(Command::Shutdown).await
-    }
+    /// The first connection to this peer was established (a good moment for a names exchange).
+    Connected(PeerId),
 }
 
 /// Receivers of the loop's output: inbound requests and peer events travel apart, so a flood of
@@ -303,16 +170,16 @@ impl Handle {
 #[derive(Debug)]
 pub struct Events {
     /// Inbound requests.
-    pub requests: mpsc::Receiver<Event>,
-    /// Selection and listen events.
-    pub peers: mpsc::UnboundedReceiver<Event>,
+    pub requests: mpsc::Receiver<Request>,
+    /// Selection, connection and listen events.
+    pub peers: mpsc::Receiver<Event>,
 }
 
 /// Builds the Swarm, starts listening and dials bootstrap peers.
 pub fn new(identity: &Identity, config: Config) -> Result<(Handle, Events, EventLoop), Error> {
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (req_tx, req_rx) = mpsc::channel(REQUEST_CAPACITY);
-    let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+    let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENT_CAPACITY);
     let event_loop = EventLoop::new(identity, config, cmd_rx, req_tx, peer_tx)?;
     Ok((
         Handle { commands: cmd_tx },

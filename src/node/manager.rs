@@ -41,21 +41,19 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                     }
                     Event::Deselected(peer) => syncs.stop(&peer),
                     Event::Listening(addr) => ctx.listening(addr),
-                    Event::Request { .. } => {}
+                    Event::Connected(_) => {}
                 },
-                Some(event) = events.requests.recv() => {
-                    if let Event::Request { peer, inbound: req } = event {
-                        match capacity.clone().try_acquire_owned() {
-                            Ok(permit) => {
-                                let handler = inbound.clone();
-                                workers.spawn(async move {
-                                    handler.handle(peer, req).await;
-                                    drop(permit);
-                                });
-                            }
-                            Err(_) => {
-                                workers.spawn(inbound.clone().refuse_busy(peer, req));
-                            }
+                Some(net::Request { peer, inbound: req }) = events.requests.recv() => {
+                    match capacity.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let handler = inbound.clone();
+                            workers.spawn(async move {
+                                handler.handle(peer, req).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => {
+                            workers.spawn(inbound.clone().refuse_busy(peer, req));
                         }
                     }
                 }

@@ -28,6 +28,31 @@ pub enum Frame<T> {
     },
 }
 
+/// Why a response could not be read. The codec hands it to libp2p inside an `io::Error` (kind
+/// `InvalidData`), from which the network layer recovers it with `get_ref()` + downcast.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// The peer wrote more than the protocol's response limit; the rest was not read.
+    #[error("response over the limit of {limit} bytes")]
+    TooBig {
+        /// The protocol's limit.
+        limit: u64,
+    },
+    /// The bytes are not a response of this protocol (including an empty stream).
+    #[error("malformed response: {reason}")]
+    Malformed {
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+impl From<ResponseError> for io::Error {
+    fn from(e: ResponseError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
 /// Bounded CBOR codec for requests `Req` and responses `Resp`.
 #[derive(Debug)]
 pub struct Codec<Req, Resp> {
@@ -101,17 +126,16 @@ where
     where
         T: AsyncRead + Unpin + Send,
     {
-        let bytes = read_bounded(io, self.response_max).await?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("response over the limit of {} bytes", self.response_max),
-            )
-        })?;
+        let bytes = read_bounded(io, self.response_max)
+            .await?
+            .ok_or(ResponseError::TooBig {
+                limit: self.response_max,
+            })?;
         cbor4ii::serde::from_slice(&bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("malformed response: {e}"),
-            )
+            ResponseError::Malformed {
+                reason: e.to_string(),
+            }
+            .into()
         })
     }
 

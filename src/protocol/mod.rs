@@ -8,10 +8,11 @@
 pub mod codec;
 pub mod diff;
 pub mod error;
+pub mod names;
 pub mod push;
 pub mod repo;
 
-pub use codec::{Codec, Frame};
+pub use codec::{Codec, Frame, ResponseError};
 pub use error::{Code, WireError};
 
 #[cfg(test)]

@@ -123,7 +123,11 @@ proptest! {
         let _ = block_on(push.read_request(&proto(), &mut Cursor::new(bytes.clone())));
         let mut repo: Codec<repo::Request, repo::Response> = Codec::new(repo::REQUEST_MAX, repo::RESPONSE_MAX);
         let _ = block_on(repo.read_request(&proto(), &mut Cursor::new(bytes.clone())));
-        let _ = block_on(repo.read_response(&proto(), &mut Cursor::new(bytes)));
+        let _ = block_on(repo.read_response(&proto(), &mut Cursor::new(bytes.clone())));
+        let mut names: Codec<names::Request, names::Response> =
+            Codec::new(names::REQUEST_MAX, names::RESPONSE_MAX);
+        let _ = block_on(names.read_request(&proto(), &mut Cursor::new(bytes.clone())));
+        let _ = block_on(names.read_response(&proto(), &mut Cursor::new(bytes)));
     }
 }
 mod vectors {
@@ -268,6 +272,14 @@ mod vectors {
                 "repo-chunk-response",
                 cbor(&repo::Response::Chunk(content[6..10].to_vec()))?,
             ),
+            (
+                "names-request",
+                cbor(&names::Chains::new(vec![vec![
+                    ByteBuf::from(b"leaf".to_vec()),
+                    ByteBuf::from(b"root".to_vec()),
+                ]])?)?,
+            ),
+            ("names-response-empty", cbor(&names::Chains::empty())?),
         ])
     }
 
@@ -281,6 +293,7 @@ mod vectors {
             (push::PROTOCOL, "response") => cbor(&from_slice::<push::Response>(bytes)?),
             (repo::PROTOCOL, "request") => cbor(&from_slice::<repo::Request>(bytes)?),
             (repo::PROTOCOL, "response") => cbor(&from_slice::<repo::Response>(bytes)?),
+            (names::PROTOCOL, _) => cbor(&from_slice::<names::Chains>(bytes)?),
             other => anyhow::bail!("unknown protocol/direction {other:?}"),
         }
     }

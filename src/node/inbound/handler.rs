@@ -13,7 +13,7 @@ use crate::message::MessageId;
 use crate::net::Inbound;
 use crate::node::counters::Counters;
 use crate::node::ctx::Ctx;
-use crate::protocol::{diff, push, repo, Code, Frame, WireError};
+use crate::protocol::{diff, names, push, repo, Code, Frame, WireError};
 use crate::store::Offset;
 
 /// The inbound side of a node.
@@ -68,6 +68,8 @@ impl Handler {
                     let r = self.account(r).unwrap_or_else(repo::Response::Error);
                     net.respond_repo(ch, r).await
                 }
+                // This node has no names yet: it answers every exchange with none.
+                Inbound::Names(_, ch) => net.respond_names(ch, names::Response::empty()).await,
             };
             if result.is_err() {
                 tracing::debug!("network gone before the response could be sent");
@@ -93,6 +95,7 @@ impl Handler {
             Inbound::Diff(_, ch) => net.respond_diff(ch, diff::Response::Error(busy())).await,
             Inbound::Push(_, ch) => net.respond_push(ch, push::Response::Error(busy())).await,
             Inbound::Repo(_, ch) => net.respond_repo(ch, repo::Response::Error(busy())).await,
+            Inbound::Names(_, ch) => net.respond_names(ch, names::Response::empty()).await,
         };
     }
 
