@@ -6,17 +6,40 @@ flow in `run` only decides when to write it.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .chart import chart_notes, chart_subtitle, chart_title, render_coverage_svg
 from .stats import (coverage_ratio, duplicate_ratio, fraction_time, hop_histogram, per_message,
                     relative_times, rounded, rss_summary)
+from .deliveries import Delivery, SentMessage
+from .procs import Node
 from .status import sum_counter, sum_rejections
 
-if TYPE_CHECKING:
-    from .run import MeshTest
+
+class MeshTest(Protocol):
+    """What a report reads of a finished run (`run.MeshTest` is one), so that this module
+    does not import the flow that calls it."""
+
+    args: argparse.Namespace
+    nodes: list[Node]
+    messages: list[SentMessage]
+    deliveries: dict[tuple[int, str], Delivery]
+    dead_nodes: set[int]
+    sender_index: int
+    out_dir: Path
+    timed_out: bool
+    coverage_ended: float
+
+    @property
+    def sender(self) -> Node: ...
+
+    @property
+    def total_pairs(self) -> int: ...
+
+    def unclean_exits(self) -> list[Node]: ...
 
 
 def delivery_times(test: MeshTest) -> list[float]:

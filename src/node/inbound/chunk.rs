@@ -10,37 +10,13 @@ use tokio::sync::watch;
 use super::codes::{denied, err, invalid, refused, store_error};
 use super::handler::Handler;
 use super::reorder::{self, Activity, Progress, Turn, REORDER_WAIT};
+use super::slot::Slot;
 use crate::message::Header;
 use crate::node::counters::Counters;
 use crate::node::ctx::peer_key;
 use crate::node::{relay, NodeEvent};
 use crate::protocol::{Code, WireError};
-use crate::store::{self, Transfer};
-
-/// One message being received from one peer.
-pub(super) struct Slot {
-    pub(super) peer: PeerId,
-    /// The validated header the transfer was admitted with; the headers of later chunks are
-    /// ignored, so a chunk cannot swap in other signed fields under the same id.
-    header: Header,
-    transfer: tokio::sync::Mutex<Option<Transfer>>,
-    pub(super) progress: watch::Sender<Progress>,
-    activity: Mutex<Activity>,
-}
-
-impl Slot {
-    pub(super) fn held(&self) -> u64 {
-        self.progress.borrow().held
-    }
-
-    fn set_held(&self, held: u64) {
-        self.progress.send_modify(|p| p.held = held);
-    }
-
-    pub(super) fn activity(&self) -> std::sync::MutexGuard<'_, Activity> {
-        self.activity.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+use crate::store;
 
 fn incorrect(offset: u64, have: u64) -> WireError {
     err(

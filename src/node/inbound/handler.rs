@@ -7,8 +7,8 @@ use std::time::Instant;
 use libp2p::PeerId;
 use tracing::Instrument;
 
-use super::chunk::Slot;
 use super::codes::{denied, err, store_error};
+use super::slot::Slot;
 use crate::message::MessageId;
 use crate::net::Inbound;
 use crate::node::counters::Counters;

@@ -2,6 +2,7 @@
 //!
 //! - [`handler`]: one task per request; diff, repository and push requests.
 //! - [`chunk`]: the push of one message's content, chunk by chunk, into a transfer slot.
+//! - [`slot`]: one message being received: its admitted header, transfer and progress.
 //! - [`reorder`]: the pure rules of a transfer (chunk bounds, reorder wait, idleness).
 //! - [`codes`]: the one table from refusals to wire error codes.
 
@@ -9,5 +10,6 @@ mod chunk;
 mod codes;
 mod handler;
 pub(crate) mod reorder;
+mod slot;
 
 pub(super) use handler::Handler;
