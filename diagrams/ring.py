@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate diagrams/ring-selection.dot: mule's ring selection, computed rather than hand-drawn.
 
-The selection rule mirrors `select` in src/net/ring.rs:
+The selection rule mirrors `select` in src/net/ring/select.rs:
 
   * put all known peer ids and our own id on one ring, sorted;
   * with N ring members and ourselves at position i, if there are at most L other peers

@@ -7,9 +7,13 @@
 //!   (on-disk format: `protocols/store.md`).
 //! - [`protocol`]: wire types of the diff, push, repo and names protocols, and their codec.
 //! - [`net`]: the libp2p Swarm, its event loop and handle, discovery policy, ring selection.
-//! - [`node`]: a running node: peer manager, sync tasks, inbound handler, access decisions.
-//! - [`control`]: the local control socket the CLI uses to talk to a running node.
+//! - [`node`]: a running node: peer [`manager`](node::manager), sync tasks, inbound handler,
+//!   the pure [`relay`](node::relay) policy and access decisions.
+//! - [`control`]: the local control socket the CLI serves on top of a node.
 //! - [`cli`]: the `mule` command line.
+//! - `testing` (feature `testing`): the harness the tests and benches share.
+//!
+//! Imports run one way, from `cli` down to `identity`: nothing imports a module above it.
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 

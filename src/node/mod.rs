@@ -2,8 +2,8 @@
 //! times in one process.
 //!
 //! Tasks: the network [`EventLoop`](crate::net::EventLoop) owns the Swarm; the node's main task
-//! (the peer [`manager`]) starts and stops one [`sync`] task per selected peer and spawns an
-//! [`inbound`] task per request (at most [`manager::INBOUND_CAPACITY`] at once); a maintenance
+//! (the peer [`manager`]) starts and stops one `sync` task per selected peer and spawns an
+//! `inbound` task per request (at most [`manager::INBOUND_CAPACITY`] at once); a maintenance
 //! tick closes stalled transfers and collects expired messages. Every decision about what to
 //! carry for whom is in [`relay`] (pure) and [`auth`]. See `diagrams/message-flow.svg`.
 //!
