@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`identity`]: the node's ed25519 key, its key file and its libp2p `PeerId`.
 //! - [`message`]: signed headers, their canonical encoding, ids and validation.
+//! - [`trust`]: names from certificate chains, trusted roots, patterns and access lists.
 //! - [`store`]: redb index + content files; resumable writes, delivery state, expiry.
 //! - [`protocol`]: wire types of the diff, push and repository protocols, and their codec.
 //! - [`net`]: the libp2p Swarm, its event loop and handle, ring selection.
@@ -20,3 +21,4 @@ pub mod net;
 pub mod node;
 pub mod protocol;
 pub mod store;
+pub mod trust;
