@@ -18,9 +18,9 @@ use std::time::Instant;
 use libp2p::PeerId;
 use serde::Deserialize;
 
+use super::files::{self, FileError};
 use super::pattern::{Caller, Pattern};
 use super::rate::{Window, WINDOW_SECS};
-use super::files::{self, FileError};
 
 /// Where the access policy lives inside the data dir.
 pub const ACCESS_FILE: &str = "trust/access.toml";
@@ -62,7 +62,9 @@ pub enum Denied {
         list: String,
     },
     /// The caller's entry is over its rate. Transient: retry later.
-    #[error("{who} is over the limit of {rate} requests per second of its {list:?} access-list entry")]
+    #[error(
+        "{who} is over the limit of {rate} requests per second of its {list:?} access-list entry"
+    )]
     RateLimited {
         /// The caller, by name and peer id.
         who: String,
@@ -224,7 +226,12 @@ impl AccessPolicy {
     }
 
     /// A policy from three lists; `own` (this node's key) is always admitted.
-    pub fn new(own: PeerId, incoming: Vec<Entry>, outgoing: Vec<Entry>, sender: Vec<Entry>) -> Self {
+    pub fn new(
+        own: PeerId,
+        incoming: Vec<Entry>,
+        outgoing: Vec<Entry>,
+        sender: Vec<Entry>,
+    ) -> Self {
         Self {
             own,
             incoming: AccessList::new(ListKind::In, incoming),
@@ -265,7 +272,12 @@ impl AccessPolicy {
         }
     }
 
-    fn check(list: &mut AccessList, own: PeerId, caller: &Caller, now: Instant) -> Result<(), Denied> {
+    fn check(
+        list: &mut AccessList,
+        own: PeerId,
+        caller: &Caller,
+        now: Instant,
+    ) -> Result<(), Denied> {
         if caller.peer == own {
             return Ok(());
         }
@@ -329,9 +341,8 @@ struct EntryFile {
 impl EntryFile {
     fn into_entry(self, path: &Path, text: &str) -> Result<Entry, FileError> {
         let pattern = |p: &toml::Spanned<String>, parse: fn(&str) -> Result<Pattern, _>| {
-            parse(p.get_ref()).map_err(|e: super::pattern::PatternError| {
-                files::error_at(path, text, p.span(), e)
-            })
+            parse(p.get_ref())
+                .map_err(|e: super::pattern::PatternError| files::error_at(path, text, p.span(), e))
         };
         let allow = self
             .allow

@@ -7,9 +7,7 @@
 
 use serde_bytes::ByteBuf;
 
-use super::cert::{
-    CaveatError, CertError, Certificate, Grant, Restrictions, MAX_CERTIFICATE_LEN,
-};
+use super::cert::{CaveatError, CertError, Certificate, Grant, Restrictions, MAX_CERTIFICATE_LEN};
 use super::name::{Name, NameError};
 use super::roots::Roots;
 use crate::identity::Identity;
@@ -164,8 +162,8 @@ pub fn decode_chain(bytes: &[u8]) -> Result<CertificateChain, ChainError> {
             max: MAX_ENCODED_CHAIN_LEN,
         });
     }
-    let chain: CertificateChain = cbor4ii::serde::from_slice(bytes)
-        .map_err(|e| ChainError::Undecodable(e.to_string()))?;
+    let chain: CertificateChain =
+        cbor4ii::serde::from_slice(bytes).map_err(|e| ChainError::Undecodable(e.to_string()))?;
     decode_certificates(&chain)?;
     Ok(chain)
 }
@@ -209,7 +207,8 @@ fn decode_certificates<C: AsRef<[u8]>>(chain: &[C]) -> Result<Vec<Certificate>, 
         .iter()
         .enumerate()
         .map(|(index, bytes)| {
-            Certificate::decode(bytes.as_ref()).map_err(|source| ChainError::Malformed { index, source })
+            Certificate::decode(bytes.as_ref())
+                .map_err(|source| ChainError::Malformed { index, source })
         })
         .collect()
 }
@@ -285,7 +284,11 @@ fn check_root_and_caveats(
 
 /// Root name, then the extensions from the root side down to the leaf.
 fn granted_name(certs: &[Certificate], root: Name) -> Result<Name, ChainError> {
-    let len = root.as_str().len() + certs.iter().map(|c| 1 + c.name.as_str().len()).sum::<usize>();
+    let len = root.as_str().len()
+        + certs
+            .iter()
+            .map(|c| 1 + c.name.as_str().len())
+            .sum::<usize>();
     certs
         .iter()
         .rev()
@@ -315,7 +318,11 @@ fn check_windows(certs: &[Certificate], now_ms: u64) -> Result<u64, ChainError> 
             });
         }
     }
-    Ok(certs.iter().map(|c| c.not_after_ms).min().unwrap_or(u64::MAX))
+    Ok(certs
+        .iter()
+        .map(|c| c.not_after_ms)
+        .min()
+        .unwrap_or(u64::MAX))
 }
 
 /// Every name a key holds at `now_ms`, and why each chain that failed did: the root name if

@@ -51,7 +51,12 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, F
     toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         // The parser's message repeats the source excerpt; the first line is the reason.
-        let reason = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
+        let reason = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_owned();
         error_at(path, text, span, reason)
     })
 }

@@ -148,7 +148,7 @@ impl Trust {
             .into_iter()
             .filter_map(|(h, v)| v.ok().map(|v| (v.not_after_ms, &h.chain)))
             .collect();
-        valid.sort_by(|a, b| b.0.cmp(&a.0));
+        valid.sort_by_key(|(not_after, _)| std::cmp::Reverse(*not_after));
         valid
             .into_iter()
             .take(Limits::MAX_CHAINS)

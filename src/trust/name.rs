@@ -28,7 +28,9 @@ pub enum NameError {
         max: usize,
     },
     /// A character outside the segment alphabet.
-    #[error("name segment {segment:?} contains {bad:?}; segments use only a-z, 0-9, '-', '_' and '.'")]
+    #[error(
+        "name segment {segment:?} contains {bad:?}; segments use only a-z, 0-9, '-', '_' and '.'"
+    )]
     BadCharacter {
         /// The offending segment.
         segment: String,
@@ -213,7 +215,10 @@ mod tests {
             "campfire//alice".parse::<Name>(),
             Err(NameError::EmptySegment(_))
         ));
-        assert!(matches!("".parse::<Name>(), Err(NameError::EmptySegment(_))));
+        assert!(matches!(
+            "".parse::<Name>(),
+            Err(NameError::EmptySegment(_))
+        ));
         let long = vec!["abcdefgh"; 29].join("/");
         assert!(matches!(
             long.parse::<Name>(),

@@ -108,7 +108,12 @@ impl OwnChains {
 
     /// Verifies `bytes` (a chain file's contents) as naming this node under `roots` at
     /// `now_ms`, then keeps it. Refuses a chain for another key or one that does not verify.
-    pub fn add(&mut self, bytes: &[u8], roots: &Roots, now_ms: u64) -> Result<VerifiedName, OwnError> {
+    pub fn add(
+        &mut self,
+        bytes: &[u8],
+        roots: &Roots,
+        now_ms: u64,
+    ) -> Result<VerifiedName, OwnError> {
         let chain = decode_chain(bytes).map_err(OwnError::DoesNotVerify)?;
         let verified = chain::verify(&chain, &self.key, roots, now_ms).map_err(|e| match e {
             ChainError::WrongSubject { found, .. } => OwnError::NotForThisNode {

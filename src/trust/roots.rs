@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::name::Segment;
 use super::files::{self, FileError};
+use super::name::Segment;
 
 /// Where the roots live inside the data dir.
 pub const ROOTS_FILE: &str = "trust/roots.toml";
@@ -139,11 +139,9 @@ impl Roots {
     /// Writes `path` atomically (temporary file + rename), so a crash leaves the old or the
     /// new roots, never a mix.
     pub fn save(&self, path: &Path) -> Result<(), RootsError> {
-        files::write_atomically(path, self.to_toml().as_bytes()).map_err(|source| {
-            RootsError::Io {
-                path: path.to_owned(),
-                source,
-            }
+        files::write_atomically(path, self.to_toml().as_bytes()).map_err(|source| RootsError::Io {
+            path: path.to_owned(),
+            source,
         })
     }
 }
@@ -179,7 +177,10 @@ mod tests {
     #[test]
     fn missing_file_is_no_roots_and_hex_keys_are_read() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        assert_eq!(Roots::load(&dir.path().join("none.toml"))?, Roots::default());
+        assert_eq!(
+            Roots::load(&dir.path().join("none.toml"))?,
+            Roots::default()
+        );
         let a = Identity::from_seed([1; 32]);
         let text = format!("campfire = \"{}\"\n", hex::encode(a.public_key()));
         let roots = Roots::from_toml(Path::new("r.toml"), &text)?;

@@ -28,7 +28,10 @@ fn grant(subject: &Identity, name: &str) -> Grant {
 fn roots() -> Roots {
     let mut roots = Roots::default();
     roots
-        .insert("campfire".parse().unwrap_or_else(|e| panic!("{e}")), key(1).public_key())
+        .insert(
+            "campfire".parse().unwrap_or_else(|e| panic!("{e}")),
+            key(1).public_key(),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     roots
 }
@@ -71,7 +74,10 @@ fn each_failure_has_its_error() -> anyhow::Result<()> {
         verify(&chain, &phone, &Roots::default(), NOW),
         Err(ChainError::UntrustedRoot { .. })
     ));
-    let broken = vec![chain[0].clone(), issue(&key(1), grant(&key(4), "bob"), &[])?[0].clone()];
+    let broken = vec![
+        chain[0].clone(),
+        issue(&key(1), grant(&key(4), "bob"), &[])?[0].clone(),
+    ];
     assert!(matches!(
         verify(&broken, &phone, &r, NOW),
         Err(ChainError::BrokenLink { index: 0, .. })
@@ -142,11 +148,17 @@ fn decoding_is_bounded_and_canonical() -> anyhow::Result<()> {
     assert_eq!(chain::decode_chain(&chain::encode_chain(&chain)?)?, chain);
     let mut bytes = chain[0].to_vec();
     bytes.push(0);
-    assert_eq!(Certificate::decode(&bytes), Err(cert::CertError::NotCanonical));
+    assert_eq!(
+        Certificate::decode(&bytes),
+        Err(cert::CertError::NotCanonical)
+    );
     let big = vec![0u8; 1025];
     assert!(matches!(
         Certificate::decode(&big),
-        Err(cert::CertError::TooLarge { len: 1025, max: 1024 })
+        Err(cert::CertError::TooLarge {
+            len: 1025,
+            max: 1024
+        })
     ));
     let huge = vec![0u8; chain::MAX_ENCODED_CHAIN_LEN + 1];
     assert!(matches!(
@@ -169,10 +181,16 @@ fn names_of_reports_root_names_and_failures() -> anyhow::Result<()> {
     let other = issue(&key(7), grant(&key(2), "alice"), &[])?;
     let names = names_of(&key(2).public_key(), &[good, other], &r, NOW);
     assert_eq!(names.verified.len(), 1);
-    assert!(matches!(names.failed.as_slice(), [(1, ChainError::UntrustedRoot { .. })]));
+    assert!(matches!(
+        names.failed.as_slice(),
+        [(1, ChainError::UntrustedRoot { .. })]
+    ));
     let root: Vec<CertificateChain> = Vec::new();
     let names = names_of(&key(1).public_key(), &root, &r, NOW);
-    assert_eq!(names.verified.first().map(|v| v.name.as_str()), Some("campfire"));
+    assert_eq!(
+        names.verified.first().map(|v| v.name.as_str()),
+        Some("campfire")
+    );
     Ok(())
 }
 
@@ -187,20 +205,35 @@ fn trust_keeps_own_chains_and_refuses_others() -> anyhow::Result<()> {
     assert_eq!(trust.add_chain(&bytes, NOW)?.name.as_str(), "campfire/bob");
     let carol = issue(&key(1), grant(&key(3), "carol"), &[])?;
     let err = trust.add_chain(&chain::encode_chain(&carol)?, NOW).err();
-    assert!(matches!(err, Some(Error::Own(OwnError::NotForThisNode { .. }))), "{err:?}");
+    assert!(
+        matches!(err, Some(Error::Own(OwnError::NotForThisNode { .. }))),
+        "{err:?}"
+    );
     let err = trust.add_chain(&bytes, NOW + 2 * DAY).err();
     assert!(
-        matches!(err, Some(Error::Own(OwnError::DoesNotVerify(ChainError::Expired { .. })))),
+        matches!(
+            err,
+            Some(Error::Own(OwnError::DoesNotVerify(
+                ChainError::Expired { .. }
+            )))
+        ),
         "{err:?}"
     );
 
     let reloaded = Trust::load(dir.path(), &bob)?;
-    let names: Vec<String> = reloaded.names(NOW).into_iter().map(|v| v.name.into()).collect();
+    let names: Vec<String> = reloaded
+        .names(NOW)
+        .into_iter()
+        .map(|v| v.name.into())
+        .collect();
     assert_eq!(names, ["campfire/bob"]);
     assert_eq!(reloaded.header_chains(NOW), vec![chain.clone()]);
     assert!(reloaded.header_chains(NOW + 2 * DAY).is_empty());
     assert!(addresses("campfire/bob/$", &reloaded.me(NOW)));
-    assert_eq!(reloaded.chain_for(&"campfire/bob".parse()?, NOW), Some(&chain));
+    assert_eq!(
+        reloaded.chain_for(&"campfire/bob".parse()?, NOW),
+        Some(&chain)
+    );
     Ok(())
 }
 
@@ -257,7 +290,11 @@ mod acl_tests {
     }
 
     fn policy(text: &str) -> Result<AccessPolicy, acl::PolicyError> {
-        AccessPolicy::from_toml(std::path::Path::new("access.toml"), text, key(100).peer_id())
+        AccessPolicy::from_toml(
+            std::path::Path::new("access.toml"),
+            text,
+            key(100).peer_id(),
+        )
     }
 
     const CAMPFIRE: &str = r#"
@@ -285,10 +322,19 @@ allow = ["campfire"]
         assert_eq!(p.check_in(&caller(2, &["campfire/alice"]), now), Ok(()));
         let mallory = caller(3, &["campfire/mallory/phone"]);
         let err = p.check_in(&mallory, now).err();
-        assert!(matches!(&err, Some(Denied::NotAuthorized { list, .. }) if list == "in"), "{err:?}");
+        assert!(
+            matches!(&err, Some(Denied::NotAuthorized { list, .. }) if list == "in"),
+            "{err:?}"
+        );
         let text = err.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.starts_with("campfire/mallory/phone (12D3KooW"), "{text}");
-        assert!(text.contains("not authorized by the \"in\" access list"), "{text}");
+        assert!(
+            text.starts_with("campfire/mallory/phone (12D3KooW"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not authorized by the \"in\" access list"),
+            "{text}"
+        );
         // Nameless callers match no entry; rate 0 refuses; the node itself always passes.
         assert!(p.check_in(&caller(4, &[]), now).is_err());
         assert!(matches!(
@@ -313,7 +359,10 @@ allow = ["campfire"]
             assert_eq!(p.check_in(who, start), Ok(()), "request {i}");
         }
         let err = p.check_in(&b, start).err();
-        assert!(matches!(err, Some(Denied::RateLimited { rate, .. }) if rate == 1.0), "{err:?}");
+        assert!(
+            matches!(err, Some(Denied::RateLimited { rate, .. }) if rate == 1.0),
+            "{err:?}"
+        );
         // Campfire callers have their own entry and pass meanwhile.
         let alice = caller(2, &["campfire/alice"]);
         for _ in 0..500 {
@@ -339,7 +388,10 @@ allow = ["campfire"]
         let before = format!("{list:?}").len();
         for i in 0..20_000u32 {
             let peer = libp2p::PeerId::random();
-            let _ = list.check(&Caller::nameless(peer), now + Duration::from_millis(u64::from(i)));
+            let _ = list.check(
+                &Caller::nameless(peer),
+                now + Duration::from_millis(u64::from(i)),
+            );
         }
         // The state is one fixed-size window per entry: its debug form stays the same size
         // (give or take digits of the counters).
@@ -364,10 +416,26 @@ allow = ["campfire"]
     #[test]
     fn malformed_files_name_line_and_reason() {
         let cases: &[(&str, usize, &str)] = &[
-            ("[[in]]\nallow = [\"campfire\"]\nrat = 3\n", 3, "unknown field `rat`"),
-            ("[[in]]\nallow = [\"ok\", \"Bad\"]\n", 2, "neither '*', a peer id nor a name"),
-            ("[[in]]\nallow = [\"!x\"]\n", 2, "only allowed in a deny list"),
-            ("[[in]]\nallow = [\"x\"]\nrate = -1\n", 3, "must be 0 (refuse) or at least 0.1"),
+            (
+                "[[in]]\nallow = [\"campfire\"]\nrat = 3\n",
+                3,
+                "unknown field `rat`",
+            ),
+            (
+                "[[in]]\nallow = [\"ok\", \"Bad\"]\n",
+                2,
+                "neither '*', a peer id nor a name",
+            ),
+            (
+                "[[in]]\nallow = [\"!x\"]\n",
+                2,
+                "only allowed in a deny list",
+            ),
+            (
+                "[[in]]\nallow = [\"x\"]\nrate = -1\n",
+                3,
+                "must be 0 (refuse) or at least 0.1",
+            ),
             ("\n[[inn]]\nallow = []\n", 2, "unknown field `inn`"),
             ("[[in]]\nallow = [\"x\"\n", 2, ""),
             ("[[in]]\ndeny = [\"x\"]\n", 1, "missing field `allow`"),
@@ -379,7 +447,10 @@ allow = ["campfire"]
             };
             assert_eq!(e.line, *line, "{text:?}: {e}");
             assert!(e.to_string().contains(reason), "{text:?}: {e}");
-            assert!(e.to_string().starts_with(&format!("access.toml:{line}:")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("access.toml:{line}:")),
+                "{e}"
+            );
         }
     }
 
