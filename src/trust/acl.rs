@@ -54,16 +54,16 @@ impl fmt::Display for ListKind {
 pub enum Denied {
     /// No entry admits the caller, or its entry has rate 0. Permanent until the policy or the
     /// caller's names change.
-    #[error("{who} is not authorized by the {list:?} access list")]
+    #[error("{who} is not authorized by the '{list}' access list")]
     NotAuthorized {
         /// The caller, by name and peer id.
         who: String,
         /// The list that refused.
-        list: String,
+        list: ListKind,
     },
     /// The caller's entry is over its rate. Transient: retry later.
     #[error(
-        "{who} is over the limit of {rate} requests per second of its {list:?} access-list entry"
+        "{who} is over the limit of {rate} requests per second of its '{list}' access-list entry"
     )]
     RateLimited {
         /// The caller, by name and peer id.
@@ -71,7 +71,7 @@ pub enum Denied {
         /// The entry's rate.
         rate: f64,
         /// The list that refused.
-        list: String,
+        list: ListKind,
     },
 }
 
@@ -137,7 +137,7 @@ impl AccessList {
     fn not_authorized(&self, caller: &Caller) -> Denied {
         Denied::NotAuthorized {
             who: caller.to_string(),
-            list: self.kind.to_string(),
+            list: self.kind,
         }
     }
 
@@ -154,13 +154,13 @@ impl AccessList {
             None => Ok(()),
             Some(rate) if rate <= 0.0 => Err(Denied::NotAuthorized {
                 who: caller.to_string(),
-                list: kind.to_string(),
+                list: kind,
             }),
             Some(rate) if window.try_admit(rate, now) => Ok(()),
             Some(rate) => Err(Denied::RateLimited {
                 who: caller.to_string(),
                 rate,
-                list: kind.to_string(),
+                list: kind,
             }),
         }
     }

@@ -82,6 +82,19 @@ fn each_failure_has_its_error() -> anyhow::Result<()> {
         verify(&broken, &phone, &r, NOW),
         Err(ChainError::BrokenLink { index: 0, .. })
     ));
+    let mut long_names = Roots::default();
+    long_names.insert("r".repeat(64).parse()?, key(1).public_key())?;
+    let mut chain: CertificateChain = Vec::new();
+    for seed in 2..=5 {
+        chain = issue(&key(seed - 1), grant(&key(seed), &"n".repeat(64)), &chain)?;
+    }
+    assert_eq!(
+        verify(&chain, &key(5).public_key(), &long_names, NOW),
+        Err(ChainError::NameTooLong {
+            len: 64 + 4 * 65,
+            max: 256
+        })
+    );
     let empty: Vec<ByteBuf> = Vec::new();
     assert_eq!(verify(&empty, &phone, &r, NOW), Err(ChainError::Empty));
     let long = vec![chain[0].clone(); 9];
@@ -323,7 +336,13 @@ allow = ["campfire"]
         let mallory = caller(3, &["campfire/mallory/phone"]);
         let err = p.check_in(&mallory, now).err();
         assert!(
-            matches!(&err, Some(Denied::NotAuthorized { list, .. }) if list == "in"),
+            matches!(
+                &err,
+                Some(Denied::NotAuthorized {
+                    list: ListKind::In,
+                    ..
+                })
+            ),
             "{err:?}"
         );
         let text = err.map(|e| e.to_string()).unwrap_or_default();
@@ -332,7 +351,7 @@ allow = ["campfire"]
             "{text}"
         );
         assert!(
-            text.contains("not authorized by the \"in\" access list"),
+            text.contains("not authorized by the 'in' access list"),
             "{text}"
         );
         // Nameless callers match no entry; rate 0 refuses; the node itself always passes.
@@ -419,7 +438,7 @@ allow = ["campfire"]
             (
                 "[[in]]\nallow = [\"campfire\"]\nrat = 3\n",
                 3,
-                "unknown field `rat`",
+                "unknown field `rat`, expected one of `allow`, `deny`, `rate`",
             ),
             (
                 "[[in]]\nallow = [\"ok\", \"Bad\"]\n",
