@@ -91,7 +91,14 @@ fn issue_chain(
             })?;
             (chain.clone(), name.to_string())
         }
-        None => (Vec::new(), "<root name>".to_owned()),
+        // The root name is each verifier's choice; show ours if we trust ourselves as a root.
+        None => (
+            Vec::new(),
+            trust
+                .roots()
+                .name_of(&identity.public_key())
+                .map_or_else(|| "<root name>".to_owned(), ToString::to_string),
+        ),
     };
     let grant = Grant {
         subject,

@@ -11,11 +11,11 @@
 //!
 //! - [`name`]: names and their segments.
 //! - [`cert`]: one certificate: fields, canonical encoding, signature, caveats.
-//! - [`chain`]: chains: bounded decoding and [`verify`](chain::verify).
+//! - [`chain`]: chains: bounded decoding and [`verify`].
 //! - [`roots`]: the trusted roots file.
 //! - [`own`]: the chains naming this node.
 //! - [`pattern`]: patterns over callers, and whether a recipient addresses this node.
-//! - [`acl`]: access lists and the node's [`AccessPolicy`](acl::AccessPolicy).
+//! - [`acl`]: access lists and the node's [`AccessPolicy`].
 
 pub mod acl;
 pub mod cert;
