@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`identity`]: the node's ed25519 key, its key file and its libp2p `PeerId`.
 //! - [`message`]: signed headers, their canonical encoding, ids and validation.
+//! - [`trust`]: names from certificate chains, trusted roots, patterns and access lists.
 //! - [`store`]: redb index + content files; resumable writes, delivery state, expiry
 //!   (on-disk format: `protocols/store.md`).
 //! - [`protocol`]: wire types of the diff, push, repo and names protocols, and their codec.
@@ -27,3 +28,4 @@ pub mod protocol;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trust;

@@ -1,5 +1,6 @@
 //! Drives the real `mule` binary: two `mule node` processes on loopback, `mule send` on one,
-//! the message shows up in `mule inbox --json` on the other.
+//! the message shows up in `mule inbox --json` on the other; and the offline trust commands
+//! (`mule trust`, `mule cert`, names in `mule id`).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -195,5 +196,140 @@ fn bad_input_gets_clear_errors() -> anyhow::Result<()> {
     let out = mule(d.path(), &["id"])?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("readable by its owner only"));
+    Ok(())
+}
+
+fn json(dir: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(&ok_stdout(mule(dir, args)?)?)?)
+}
+
+fn peer_id(dir: &Path) -> anyhow::Result<String> {
+    let id = json(dir, &["id", "--json"])?;
+    Ok(id["peer_id"].as_str().context("no peer_id")?.to_owned())
+}
+
+fn failure(out: Output) -> anyhow::Result<String> {
+    anyhow::ensure!(!out.status.success(), "mule should have failed");
+    Ok(String::from_utf8(out.stderr)?)
+}
+
+#[test]
+fn a_root_names_a_node_offline() -> anyhow::Result<()> {
+    let (root, bob, work) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let (root_peer, bob_peer) = (peer_id(root.path())?, peer_id(bob.path())?);
+    let chain = work.path().join("bob.chain");
+    let chain_arg = chain.to_str().context("path")?;
+    let issued = ok_stdout(mule(
+        root.path(),
+        &[
+            "cert",
+            "issue",
+            "--subject",
+            &bob_peer,
+            "--name",
+            "bob",
+            "--valid",
+            "2d",
+            "--out",
+            chain_arg,
+        ],
+    )?)?;
+    assert!(issued.contains("bob.chain"), "{issued}");
+
+    // Bob does not trust the root yet: refused, with the reason.
+    let err = failure(mule(bob.path(), &["cert", "add", chain_arg])?)?;
+    assert!(err.contains("not a trusted root"), "{err}");
+    ok_stdout(mule(bob.path(), &["trust", "add", "campfire", &root_peer])?)?;
+    let added = ok_stdout(mule(bob.path(), &["cert", "add", chain_arg])?)?;
+    assert!(added.contains("campfire/bob"), "{added}");
+
+    let id = json(bob.path(), &["id", "--json"])?;
+    assert_eq!(id["names"], serde_json::json!(["campfire/bob"]));
+    let text = ok_stdout(mule(bob.path(), &["id"])?)?;
+    assert!(text.contains("peer id:    "), "{text}");
+    assert!(text.contains("names:      campfire/bob"), "{text}");
+    let certs = json(bob.path(), &["cert", "list", "--json"])?;
+    assert_eq!(certs[0]["name"], "campfire/bob");
+    assert_eq!(certs[0]["status"], "valid");
+    assert_eq!(certs[0]["issuer"], root_peer.as_str());
+
+    // Bob issues under the name he holds; a name he does not hold is refused.
+    let phone = work.path().join("phone.chain");
+    let out = ok_stdout(mule(
+        bob.path(),
+        &[
+            "cert",
+            "issue",
+            "--subject",
+            &root_peer,
+            "--name",
+            "phone",
+            "--under",
+            "campfire/bob",
+            "--out",
+            phone.to_str().context("path")?,
+        ],
+    )?)?;
+    assert!(out.contains("campfire/bob/phone"), "{out}");
+    let err = failure(mule(
+        bob.path(),
+        &[
+            "cert",
+            "issue",
+            "--subject",
+            &root_peer,
+            "--name",
+            "x",
+            "--under",
+            "campfire/carol",
+        ],
+    )?)?;
+    assert!(
+        err.contains("holds no valid chain for campfire/carol"),
+        "{err}"
+    );
+
+    // Someone else's chain is refused by the root's node.
+    ok_stdout(mule(
+        root.path(),
+        &["trust", "add", "campfire", &root_peer],
+    )?)?;
+    let err = failure(mule(root.path(), &["cert", "add", chain_arg])?)?;
+    assert!(
+        err.contains(&format!("the chain names {bob_peer}, not this node")),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn trust_add_list_remove_round_trip() -> anyhow::Result<()> {
+    let (a, root) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let root_id = json(root.path(), &["id", "--json"])?;
+    let key = root_id["public_key"].as_str().context("key")?;
+    assert_eq!(
+        json(a.path(), &["trust", "list", "--json"])?,
+        serde_json::json!([])
+    );
+    ok_stdout(mule(a.path(), &["trust", "add", "campfire", key])?)?;
+    let list = json(a.path(), &["trust", "list", "--json"])?;
+    assert_eq!(list[0]["name"], "campfire");
+    assert_eq!(list[0]["public_key"], key);
+    assert_eq!(list[0]["peer_id"], root_id["peer_id"]);
+    let err = failure(mule(a.path(), &["trust", "add", "Camp", key])?)?;
+    assert!(err.contains("segments use only a-z"), "{err}");
+    let err = failure(mule(a.path(), &["trust", "add", "other", "nonsense"])?)?;
+    assert!(err.contains("neither a peer id"), "{err}");
+    ok_stdout(mule(a.path(), &["trust", "remove", "campfire"])?)?;
+    assert_eq!(
+        json(a.path(), &["trust", "list", "--json"])?,
+        serde_json::json!([])
+    );
+    let err = failure(mule(a.path(), &["trust", "remove", "campfire"])?)?;
+    assert!(err.contains("no root is named"), "{err}");
     Ok(())
 }

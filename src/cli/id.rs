@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::identity::Identity;
-
 /// Options of `mule id`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,17 +11,27 @@ pub struct Args {
 }
 
 pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
-    let identity =
-        tokio::task::spawn_blocking(move || Identity::load_or_create(&data_dir)).await??;
+    let (identity, trust) =
+        tokio::task::spawn_blocking(move || super::trust::load(&data_dir)).await??;
     let peer_id = identity.peer_id().to_string();
     let public_key = hex::encode(identity.public_key());
+    let names: Vec<String> = trust
+        .names(crate::message::now_ms())
+        .into_iter()
+        .map(|v| v.name.to_string())
+        .collect();
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "peer_id": peer_id, "public_key": public_key })
+            serde_json::json!({ "peer_id": peer_id, "public_key": public_key, "names": names })
         );
     } else {
-        println!("peer id:    {peer_id}\npublic key: {public_key}");
+        let names = if names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            names.join(", ")
+        };
+        println!("peer id:    {peer_id}\npublic key: {public_key}\nnames:      {names}");
     }
     Ok(())
 }

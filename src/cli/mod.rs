@@ -1,10 +1,12 @@
 //! The `mule` command line: one file per subcommand. Errors become `anyhow` here and nowhere else.
 
+mod cert;
 mod id;
 mod messages;
 mod node;
 mod send;
 mod status;
+mod trust;
 
 use std::path::PathBuf;
 
@@ -36,8 +38,12 @@ pub enum Command {
     List(messages::Args),
     /// Peers, selection, queues and counters of the running node.
     Status(status::Args),
-    /// This node's peer id and public key (creating the identity if there is none).
+    /// This node's peer id, public key and names (creating the identity if there is none).
     Id(id::Args),
+    /// Trusted roots: the keys whose certificates give names this node believes.
+    Trust(trust::Args),
+    /// Certificates: name other nodes, and attach names to this one.
+    Cert(cert::Args),
 }
 
 /// Runs the parsed command line.
@@ -50,6 +56,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(args) => messages::run(data_dir, args, messages::Which::All).await,
         Command::Status(args) => status::run(data_dir, args).await,
         Command::Id(args) => id::run(data_dir, args).await,
+        Command::Trust(args) => trust::run(data_dir, args).await,
+        Command::Cert(args) => cert::run(data_dir, args).await,
     }
 }
 
