@@ -58,11 +58,25 @@ pub async fn start(
     bootstrap: Option<&Node>,
     tweak: impl FnOnce(&mut Config),
 ) -> anyhow::Result<TestNode> {
-    let dir = tempfile::tempdir()?;
-    let config = test_config(dir.path(), bootstrap).await?;
-    let mut config = config;
+    start_as(Identity::generate(), tempfile::tempdir()?, bootstrap, tweak).await
+}
+
+/// [`start`] with a given identity in a given data dir (prepared beforehand, e.g. with trusted
+/// roots, certificate chains or access lists).
+pub async fn start_as(
+    identity: Identity,
+    dir: tempfile::TempDir,
+    bootstrap: Option<&Node>,
+    tweak: impl FnOnce(&mut Config),
+) -> anyhow::Result<TestNode> {
+    let mut config = test_config(dir.path(), bootstrap).await?;
     tweak(&mut config);
-    let (node, _) = start_node(config).await?;
+    let node = Node::start_with(identity, config)
+        .await
+        .context("cannot start node")?;
+    node.wait_listening(DEADLINE)
+        .await
+        .with_context(|| format!("node did not listen within {DEADLINE:?}"))?;
     Ok(TestNode { node, dir })
 }
 

@@ -34,7 +34,11 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, which: Which) -> anyhow::
             // No node: read the store directly.
             let (identity, store) = super::open_offline(&data_dir).await?;
             let v = match which {
-                Which::Inbox => views::inbox(&store, &data_dir, &Me::of(&identity)).await?,
+                Which::Inbox => {
+                    let trust = crate::trust::Trust::load(&data_dir, &identity)?;
+                    let me = Me::named(&identity, &trust, crate::message::now_ms());
+                    views::inbox(&store, &data_dir, &me).await?
+                }
                 Which::All => views::list(&store).await?,
             };
             store.close().await?;

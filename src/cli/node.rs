@@ -26,6 +26,18 @@ pub struct Args {
     /// Refuse and do not relay messages that have passed more than H relays.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_HOPS, value_name = "H")]
     max_hops: usize,
+    /// Refuse (before any content) and do not forward messages larger than this many bytes;
+    /// K, M and G suffixes mean KiB, MiB and GiB [default: 2G].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_message_size: Option<u64>,
+    /// Refuse and do not forward messages that live longer than this, e.g. `7d`, `12h`
+    /// [default: 30 days].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    max_lifespan: Option<std::time::Duration>,
+    /// Access lists (TOML: `in`, `out`, `sender`; see README "Who may talk to whom")
+    /// [default: <data-dir>/trust/access.toml if it exists, else everyone is allowed].
+    #[arg(long, value_name = "FILE")]
+    acl: Option<PathBuf>,
     /// Carry only messages addressed to this node (a collector); others get `no-route`.
     #[arg(long)]
     no_relay: bool,
@@ -59,6 +71,13 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         );
     }
     config.limits.max_hops = args.max_hops;
+    if let Some(max) = args.max_message_size {
+        config.limits.max_length = max;
+    }
+    if let Some(max) = args.max_lifespan {
+        config.limits.max_lifespan = max;
+    }
+    config.acl_file = args.acl;
     config.chunk_size = args.chunk_size as usize;
     config.relay = !args.no_relay;
     config.access.blocked = args.block.into_iter().collect();
@@ -94,4 +113,36 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     control.stop().await;
     node.shutdown().await?;
     Ok(())
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (bytes, or a number with K, M or G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+    }
 }

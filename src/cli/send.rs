@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::control::{client, Request, Response};
 use crate::message::{Limits, BROADCAST};
-use crate::node::{send::store_new, Content};
+use crate::node::send::{store_new, Envelope};
+use crate::node::Content;
 
 /// Options of `mule send`.
 #[derive(Debug, clap::Args)]
@@ -53,15 +54,14 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
                 (None, Some(f)) => Content::File(f),
                 _ => anyhow::bail!("give exactly one of --text and --file"),
             };
-            let stored = store_new(
-                &identity,
-                &store,
-                &Limits::default(),
-                args.to,
-                content,
-                args.lifespan,
-            )
-            .await?;
+            let trust = crate::trust::Trust::load(&data_dir, &identity)?;
+            let envelope = Envelope {
+                recipient: args.to,
+                lifespan: args.lifespan,
+                chains: trust.header_chains(crate::message::now_ms()),
+            };
+            let stored =
+                store_new(&identity, &store, &Limits::default(), envelope, content).await?;
             store.close().await?;
             eprintln!("no node running: message stored; it leaves when `mule node` starts");
             println!("{}", stored.header.id);

@@ -91,7 +91,7 @@ pub async fn inbox(
         .await?
     {
         let h = &stored.header;
-        if !relay::addresses(h, me) {
+        if !relay::addresses(h, me, crate::message::now_ms()) {
             continue;
         }
         let mut view = MessageView::of(&stored);

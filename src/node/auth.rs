@@ -1,9 +1,11 @@
 //! The one place where access is decided: every inbound request, every outgoing push and every
 //! message's original sender pass through [`Authoriser`].
 //!
-//! Today the policy is a block list plus a per-peer token bucket on inbound requests; access
-//! lists with names from certificate chains plug in here later without touching the protocol
-//! handlers. The rate limiter is a pure state machine taking `now`, tested without clocks.
+//! Three layers, in order: the block list (`--block`), a per-peer token bucket on inbound
+//! requests (a flood guard, whatever the names), and the access lists of [`crate::trust`]
+//! (`--acl`), which judge callers by the names they proved: a peer by the chains it presented
+//! in the names exchange ([`PeerNames`]), a sender by the chains in its signed header. The rate
+//! limiter is a pure state machine taking `now`, tested without clocks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -11,8 +13,10 @@ use std::time::Instant;
 
 use libp2p::PeerId;
 
+use super::peers::PeerNames;
 use crate::identity;
-use crate::message::Header;
+use crate::message::{now_ms, Header};
+use crate::trust::{self, AccessPolicy, Caller, ListKind, Roots, VerifiedName};
 
 /// Whose access is decided: the peer we talk to, or the original sender of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub enum Who {
     Peer(PeerId),
     /// A message's original sender (its signature proved the key).
     Sender(PeerId),
+    /// A sender whose key is not a valid ed25519 key (header validation refuses it first).
+    InvalidSender,
 }
 
 impl std::fmt::Display for Who {
@@ -28,6 +34,7 @@ impl std::fmt::Display for Who {
         match self {
             Who::Peer(p) => write!(f, "peer {p}"),
             Who::Sender(p) => write!(f, "sender {p}"),
+            Who::InvalidSender => write!(f, "a sender with an invalid key"),
         }
     }
 }
@@ -50,6 +57,19 @@ pub enum Denied {
         /// The rate it is allowed.
         rate: f64,
     },
+    /// An access list refused (no entry admits the caller, or its entry is over its rate).
+    #[error(transparent)]
+    Acl(#[from] trust::Denied),
+}
+
+impl Denied {
+    /// Whether retrying later may succeed (a rate limit), as opposed to a refusal that stands.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Denied::RateLimited { .. } | Denied::Acl(trust::Denied::RateLimited { .. })
+        )
+    }
 }
 
 /// Access settings.
@@ -127,35 +147,72 @@ impl<K: std::hash::Hash + Eq + Clone> RateLimiter<K> {
 pub struct Authoriser {
     policy: Policy,
     limiter: Mutex<RateLimiter<PeerId>>,
-}
-
-impl Default for Authoriser {
-    fn default() -> Self {
-        Self::new(Policy::default())
-    }
+    acl: Mutex<AccessPolicy>,
+    roots: Roots,
+    peers: Mutex<PeerNames>,
 }
 
 impl Authoriser {
-    /// A policy enforcing `policy`.
-    pub fn new(policy: Policy) -> Self {
+    /// A policy enforcing the block list and flood guard of `policy`, the access lists of
+    /// `acl`, with names verified against `roots`.
+    pub fn new(policy: Policy, acl: AccessPolicy, roots: Roots) -> Self {
         let limiter = RateLimiter::new(policy.requests_per_second, policy.burst);
         Self {
             policy,
             limiter: Mutex::new(limiter),
+            acl: Mutex::new(acl),
+            roots,
+            peers: Mutex::new(PeerNames::default()),
         }
+    }
+
+    /// Everyone allowed (but `policy`'s block list and flood guard), no roots: for tests.
+    pub fn open(policy: Policy, own: PeerId) -> Self {
+        Self::new(policy, AccessPolicy::open(own), Roots::default())
+    }
+
+    fn acl(&self) -> std::sync::MutexGuard<'_, AccessPolicy> {
+        self.acl.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, PeerNames> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The roots names are verified against.
+    pub fn roots(&self) -> &Roots {
+        &self.roots
     }
 
     /// May `peer` make a request of us now?
     pub fn inbound(&self, peer: &PeerId) -> Result<(), Denied> {
-        self.inbound_at(peer, Instant::now())
+        self.inbound_at(peer, Instant::now(), now_ms())
     }
 
-    /// [`Self::inbound`] at a given time.
-    pub fn inbound_at(&self, peer: &PeerId, now: Instant) -> Result<(), Denied> {
-        let who = Who::Peer(*peer);
+    /// [`Self::inbound`] at a given time: block list, flood guard, then the `in` list.
+    pub fn inbound_at(&self, peer: &PeerId, now: Instant, now_ms: u64) -> Result<(), Denied> {
+        self.not_blocked(peer)?;
+        self.flood_guard(peer, now)?;
+        let caller = self.peers().caller(peer, now_ms);
+        Ok(self.acl().check_in(&caller, now)?)
+    }
+
+    /// The block list only: for the names exchange, which every other peer may use (it is how
+    /// a caller proves the names the access lists judge). It happens once per connection, is
+    /// bounded like every inbound request by the node's inbound capacity, and does not spend
+    /// the caller's request rate.
+    pub fn not_blocked(&self, peer: &PeerId) -> Result<(), Denied> {
         if self.policy.blocked.contains(peer) {
-            return Err(Denied::NotAuthorized { who });
+            return Err(Denied::NotAuthorized {
+                who: Who::Peer(*peer),
+            });
         }
+        Ok(())
+    }
+
+    /// The per-peer token bucket: a flood guard whatever the caller's names.
+    fn flood_guard(&self, peer: &PeerId, now: Instant) -> Result<(), Denied> {
+        let who = Who::Peer(*peer);
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
         if !limiter.allows(peer, now) {
             return Err(Denied::RateLimited {
@@ -166,24 +223,109 @@ impl Authoriser {
         Ok(())
     }
 
-    /// May we carry messages from this header's original sender (checked on receipt and send)?
-    pub fn sender(&self, header: &Header) -> Result<(), Denied> {
-        match identity::peer_id_of(&header.sender) {
-            Some(sender) if self.policy.blocked.contains(&sender) => Err(Denied::NotAuthorized {
-                who: Who::Sender(sender),
-            }),
-            _ => Ok(()),
-        }
+    /// The original sender of `header` as a caller: its key and the names its header's
+    /// chains prove at `now_ms` (chains that fail prove nothing).
+    pub fn sender_of(&self, header: &Header, now_ms: u64) -> Option<Caller> {
+        let peer = identity::peer_id_of(&header.sender)?;
+        let names = trust::names_of(&header.sender, &header.chains, &self.roots, now_ms);
+        Some(Caller {
+            peer,
+            names: names.verified.into_iter().map(|v| v.name).collect(),
+        })
     }
 
-    /// May we push this message to `peer`?
+    /// May we take a message from this header's original sender? Counts against the `sender`
+    /// list's rates (checked once per incoming message).
+    pub fn sender(&self, header: &Header) -> Result<(), Denied> {
+        let caller = self.blocked_sender(header)?;
+        Ok(self.acl().check_sender(&caller, Instant::now())?)
+    }
+
+    fn blocked_sender(&self, header: &Header) -> Result<Caller, Denied> {
+        let caller = self
+            .sender_of(header, now_ms())
+            .ok_or(Denied::NotAuthorized {
+                who: Who::InvalidSender,
+            })?;
+        if self.policy.blocked.contains(&caller.peer) {
+            return Err(Denied::NotAuthorized {
+                who: Who::Sender(caller.peer),
+            });
+        }
+        Ok(caller)
+    }
+
+    /// May we push this message to `peer`? The peer must be trusted (`out` list) and the
+    /// message's sender admitted (`sender` list); neither spends a rate.
     pub fn push_to(&self, peer: &PeerId, header: &Header) -> Result<(), Denied> {
         if self.policy.blocked.contains(peer) {
             return Err(Denied::NotAuthorized {
                 who: Who::Peer(*peer),
             });
         }
-        self.sender(header)
+        let caller = self.peers().caller(peer, now_ms());
+        let acl = self.acl();
+        if !acl.would_allow_out(&caller) {
+            return Err(Denied::NotAuthorized {
+                who: Who::Peer(*peer),
+            });
+        }
+        let sender = self.blocked_sender(header)?;
+        if !acl.list(ListKind::Sender).would_allow(&sender) {
+            return Err(Denied::NotAuthorized {
+                who: Who::Sender(sender.peer),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` is trusted at `now_ms` (the `out` list admits it): only trusted peers
+    /// take ring slots and get messages pushed.
+    pub fn trusts(&self, peer: &PeerId, now_ms: u64) -> bool {
+        if self.policy.blocked.contains(peer) {
+            return false;
+        }
+        let caller = self.peers().caller(peer, now_ms);
+        self.acl().would_allow_out(&caller)
+    }
+
+    /// Whether the `out` list admits everyone (then ring selection need not wait for names).
+    pub fn trusts_everyone(&self) -> bool {
+        self.policy.blocked.is_empty() && self.acl().is_open_out()
+    }
+
+    /// Records the names `peer` proved.
+    pub fn learn(&self, peer: PeerId, names: Vec<VerifiedName>) {
+        self.peers().set(peer, names);
+    }
+
+    /// Forgets what `peer` proved (it disconnected).
+    pub fn forget(&self, peer: &PeerId) {
+        self.peers().remove(peer);
+    }
+
+    /// `peer` as the access lists see it at `now_ms`.
+    pub fn caller(&self, peer: &PeerId, now_ms: u64) -> Caller {
+        self.peers().caller(peer, now_ms)
+    }
+
+    /// Peers whose names are on record.
+    pub fn named_peers(&self) -> Vec<PeerId> {
+        self.peers().peers().copied().collect()
+    }
+
+    /// Peers whose trust changed since last asked (names proved, expired, or forgotten), to
+    /// tell the network's ring selection.
+    pub fn trust_changes(&self, peers: &[PeerId], now_ms: u64) -> Vec<(PeerId, bool)> {
+        peers
+            .iter()
+            .filter_map(|p| {
+                let trusted = self.trusts(p, now_ms);
+                self.peers()
+                    .set_trusted(*p, trusted)
+                    .then_some((*p, trusted))
+            })
+            .collect()
     }
 }
 
@@ -226,7 +368,10 @@ mod tests {
         let bad = crate::identity::Identity::from_seed([9; 32]);
         let mut policy = Policy::default();
         policy.blocked.insert(bad.peer_id());
-        let auth = Authoriser::new(policy);
+        let auth = Authoriser::open(
+            policy,
+            crate::identity::Identity::from_seed([1; 32]).peer_id(),
+        );
         assert!(matches!(
             auth.inbound(&bad.peer_id()),
             Err(Denied::NotAuthorized { .. })

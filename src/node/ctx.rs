@@ -15,6 +15,7 @@ use crate::identity::Identity;
 use crate::message::{Header, MessageId};
 use crate::net;
 use crate::store::{Delivery, PeerKey, Store, Stored};
+use crate::trust::Trust;
 
 /// The store's key for a peer (the store knows nothing of libp2p).
 pub(super) fn peer_key(peer: &PeerId) -> PeerKey {
@@ -26,6 +27,8 @@ pub(crate) struct Ctx {
     pub(super) peer_id: PeerId,
     pub(super) me: Me,
     pub(super) identity: Identity,
+    /// The roots this node trusts and the chains naming it.
+    pub(super) trust: Trust,
     pub(super) store: Store,
     pub(super) net: net::Handle,
     pub(super) counters: Counters,

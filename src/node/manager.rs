@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::ctx::Ctx;
-use super::{inbound, sync, MAINTENANCE_TICK};
+use super::{exchange, inbound, sync, MAINTENANCE_TICK};
 use crate::net::{self, Event};
 
 /// Most inbound requests served at once. Each holds at most one chunk (1 MiB) in memory, so
@@ -41,7 +41,9 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                     }
                     Event::Deselected(peer) => syncs.stop(&peer),
                     Event::Listening(addr) => ctx.listening(addr),
-                    Event::Connected(_) => {}
+                    Event::Connected(peer) => {
+                        workers.spawn(exchange::with_peer(ctx.clone(), peer));
+                    }
                 },
                 Some(net::Request { peer, inbound: req }) = events.requests.recv() => {
                     match capacity.clone().try_acquire_owned() {
@@ -60,6 +62,8 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                 _ = tick.tick() => {
                     let now = Instant::now();
                     inbound.reap_idle(now);
+                    let trust_ctx = ctx.clone();
+                    workers.spawn(async move { exchange::update_trust(&trust_ctx, &[]).await });
                     let due = last_collect
                         .is_none_or(|at| now.saturating_duration_since(at) >= ctx.config.collect_interval);
                     if due {

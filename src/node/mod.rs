@@ -13,8 +13,10 @@ pub mod auth;
 pub mod backoff;
 pub mod counters;
 mod ctx;
+mod exchange;
 mod inbound;
 pub mod manager;
+pub mod peers;
 pub mod relay;
 pub mod send;
 mod sync;
@@ -61,6 +63,9 @@ pub struct Config {
     pub relay: bool,
     /// Block list and request rate limits.
     pub access: auth::Policy,
+    /// The access lists (`--acl`); `None`: `<data-dir>/trust/access.toml` if it exists, else
+    /// everyone is allowed (today's open behaviour).
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -76,6 +81,7 @@ impl Config {
             collect_interval: Duration::from_secs(60),
             relay: true,
             access: auth::Policy::default(),
+            acl_file: None,
         }
     }
 
@@ -105,6 +111,15 @@ pub enum Error {
     /// A request to the network task failed.
     #[error(transparent)]
     Request(#[from] net::RequestError),
+    /// The trust state (roots, own chains) could not be loaded.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::Error),
+    /// The access lists could not be loaded.
+    #[error(transparent)]
+    Acl(#[from] crate::trust::acl::PolicyError),
+    /// `--acl` names a file that does not exist.
+    #[error("access list file {0} does not exist")]
+    AclMissing(PathBuf),
     /// A blocking task (loading the key file) panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -190,17 +205,30 @@ impl Node {
     /// Starts a node with a given identity.
     pub async fn start_with(identity: Identity, config: Config) -> Result<Self, Error> {
         let store = Store::open(config.data_dir.join("store"), config.store.clone()).await?;
-        let (net, events, event_loop) = net::new(&identity, config.net.clone())?;
+        let (trust, acl) = {
+            let (dir, acl_file, id) = (
+                config.data_dir.clone(),
+                config.acl_file.clone(),
+                identity.clone(),
+            );
+            tokio::task::spawn_blocking(move || load_trust(&dir, acl_file, &id)).await??
+        };
+        let auth = Authoriser::new(config.access.clone(), acl, trust.roots().clone());
+        let mut net_config = config.net.clone();
+        // Only trusted peers take ring slots, unless the out list trusts everyone.
+        net_config.trusted_only = net_config.trusted_only || !auth.trusts_everyone();
+        let (net, events, event_loop) = net::new(&identity, net_config)?;
         let (news, _) = broadcast::channel(NEWS_CAPACITY);
         let (node_events, _) = broadcast::channel(NEWS_CAPACITY);
         let ctx = Arc::new(Ctx {
             peer_id: identity.peer_id(),
-            me: relay::Me::of(&identity),
+            me: relay::Me::named(&identity, &trust, crate::message::now_ms()),
             identity,
+            trust,
             store,
             net,
             counters: Counters::default(),
-            auth: Authoriser::new(config.access.clone()),
+            auth,
             config,
             news,
             events: node_events,
@@ -326,4 +354,21 @@ impl Node {
         drop(ctx);
         store.close().await.map_err(Error::from)
     }
+}
+
+/// Loads the roots and chains of `data_dir` and the access lists (`acl_file`, else
+/// `<data-dir>/trust/access.toml` if it exists, else open to everyone).
+fn load_trust(
+    data_dir: &std::path::Path,
+    acl_file: Option<PathBuf>,
+    identity: &Identity,
+) -> Result<(crate::trust::Trust, crate::trust::AccessPolicy), Error> {
+    let trust = crate::trust::Trust::load(data_dir, identity)?;
+    let path = match acl_file {
+        Some(path) if !path.exists() => return Err(Error::AclMissing(path)),
+        Some(path) => path,
+        None => data_dir.join(crate::trust::acl::ACCESS_FILE),
+    };
+    let acl = crate::trust::AccessPolicy::load(&path, identity.peer_id())?;
+    Ok((trust, acl))
 }

@@ -10,22 +10,47 @@ use serde_bytes::ByteBuf;
 
 use crate::identity;
 use crate::message::{Header, Limits};
+use crate::trust::{self, Caller, VerifiedName};
 
-/// Who this node is, for relay decisions.
+/// Who this node is, for relay decisions: its key and the names its chains prove.
 #[derive(Clone, Debug)]
 pub struct Me {
     /// The node's peer id.
     pub peer_id: PeerId,
     /// The same key, as a header's `sender` holds it.
     pub public_key: [u8; 32],
+    /// The names this node holds, each until its certificates expire.
+    pub names: Vec<VerifiedName>,
 }
 
 impl Me {
-    /// This identity, for relay decisions.
+    /// This identity without names.
     pub fn of(identity: &crate::identity::Identity) -> Self {
         Self {
             peer_id: identity.peer_id(),
             public_key: identity.public_key(),
+            names: Vec::new(),
+        }
+    }
+
+    /// This identity with the names its trust state proves at `now_ms`.
+    pub fn named(identity: &crate::identity::Identity, trust: &trust::Trust, now_ms: u64) -> Self {
+        Self {
+            names: trust.names(now_ms),
+            ..Self::of(identity)
+        }
+    }
+
+    /// This node as a caller at `now_ms`: with the names that still hold.
+    pub fn caller(&self, now_ms: u64) -> Caller {
+        Caller {
+            peer: self.peer_id,
+            names: self
+                .names
+                .iter()
+                .filter(|v| v.not_after_ms > now_ms)
+                .map(|v| v.name.clone())
+                .collect(),
         }
     }
 
@@ -53,6 +78,24 @@ pub enum Skip {
         /// This node's limit.
         limit: usize,
     },
+    /// The message is larger than this node carries (its limit was lowered since).
+    #[error("the message is {length} bytes; this node forwards at most {limit}")]
+    TooBig {
+        /// The message's length.
+        length: u64,
+        /// This node's limit.
+        limit: u64,
+    },
+    /// The message lives longer than this node carries (its limit was lowered since).
+    #[error(
+        "the message's lifespan is {lifespan_ms} ms; this node forwards at most {limit_ms} ms"
+    )]
+    TooLong {
+        /// The message's lifespan.
+        lifespan_ms: u64,
+        /// This node's limit.
+        limit_ms: u64,
+    },
 }
 
 /// Why an incoming message is refused before any of its content is accepted (beyond header
@@ -68,15 +111,17 @@ pub enum Refusal {
     },
 }
 
-/// Whether `header` is addressed to this node: its peer id, or everyone (`*`).
-pub fn addresses(header: &Header, me: &Me) -> bool {
-    header.is_broadcast() || header.recipient == me.peer_id.to_string()
+/// Whether `header` is addressed to this node at `now_ms`: its `recipient` is `*`, this node's
+/// peer id, or a name pattern one of its names matches (`campfire/bob` addresses
+/// `campfire/bob` and `campfire/bob/phone`).
+pub fn addresses(header: &Header, me: &Me, now_ms: u64) -> bool {
+    header.is_broadcast() || trust::addresses(&header.recipient, &me.caller(now_ms))
 }
 
 /// Whether this node takes an incoming message at all (called before any content is accepted):
 /// a node that does not `relay` takes only what is addressed to it.
-pub fn accepts(header: &Header, me: &Me, relay: bool) -> Result<(), Refusal> {
-    if relay || addresses(header, me) {
+pub fn accepts(header: &Header, me: &Me, relay: bool, now_ms: u64) -> Result<(), Refusal> {
+    if relay || addresses(header, me, now_ms) {
         Ok(())
     } else {
         Err(Refusal::NotForMe {
@@ -101,6 +146,19 @@ pub fn offer(header: &Header, peer: &PeerId, me: &Me, limits: &Limits) -> Result
         return Err(Skip::HopLimit {
             hops,
             limit: limits.max_hops,
+        });
+    }
+    if header.length > limits.max_length {
+        return Err(Skip::TooBig {
+            length: header.length,
+            limit: limits.max_length,
+        });
+    }
+    let limit_ms = u64::try_from(limits.max_lifespan.as_millis()).unwrap_or(u64::MAX);
+    if header.lifespan_ms > limit_ms {
+        return Err(Skip::TooLong {
+            lifespan_ms: header.lifespan_ms,
+            limit_ms,
         });
     }
     Ok(())
@@ -142,19 +200,40 @@ mod tests {
             Identity::from_seed([3; 32]),
         );
         let me_b = Me::of(&b);
-        assert!(addresses(&header(&a, "*", &[])?, &me_b));
+        assert!(addresses(&header(&a, "*", &[])?, &me_b, 0));
         let to_b = header(&a, &b.peer_id().to_string(), &[])?;
-        assert!(addresses(&to_b, &me_b));
+        assert!(addresses(&to_b, &me_b, 0));
         let to_c = header(&a, &c.peer_id().to_string(), &[])?;
-        assert!(!addresses(&to_c, &me_b));
-        assert_eq!(accepts(&to_b, &me_b, false), Ok(()));
+        assert!(!addresses(&to_c, &me_b, 0));
+        assert_eq!(accepts(&to_b, &me_b, false, 0), Ok(()));
         assert_eq!(
-            accepts(&to_c, &me_b, false),
+            accepts(&to_c, &me_b, false, 0),
             Err(Refusal::NotForMe {
                 recipient: c.peer_id().to_string()
             })
         );
-        assert_eq!(accepts(&to_c, &me_b, true), Ok(()));
+        assert_eq!(accepts(&to_c, &me_b, true, 0), Ok(()));
+        Ok(())
+    }
+
+    #[test]
+    fn names_address_until_they_expire() -> anyhow::Result<()> {
+        let (a, b) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+        let mut me_b = Me::of(&b);
+        me_b.names.push(VerifiedName {
+            name: "campfire/bob".parse()?,
+            not_after_ms: 1_000,
+            restrictions: Default::default(),
+        });
+        let to_bob = header(&a, "campfire/bob", &[])?;
+        let to_camp = header(&a, "campfire", &[])?;
+        let to_bob_only = header(&a, "campfire/bob/$", &[])?;
+        let to_alice = header(&a, "campfire/alice", &[])?;
+        assert!(addresses(&to_bob, &me_b, 999));
+        assert!(addresses(&to_camp, &me_b, 999));
+        assert!(addresses(&to_bob_only, &me_b, 999));
+        assert!(!addresses(&to_alice, &me_b, 999));
+        assert!(!addresses(&to_bob, &me_b, 1_000), "the name expired");
         Ok(())
     }
 

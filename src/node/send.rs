@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::{Error, Node};
 use crate::identity::Identity;
-use crate::message::{now_ms, Draft, EncodeError, Header, Limits, MessageId, ValidationError};
+use crate::message::{
+    now_ms, CertificateChain, Draft, EncodeError, Header, Limits, MessageId, ValidationError,
+};
 use crate::store::{self, Store, Stored};
 
 /// Why a message could not be sent (nothing was stored).
@@ -57,20 +59,30 @@ pub enum Content {
 /// Chunk size for copying a file into the store.
 const COPY_CHUNK: usize = 1 << 20;
 
+/// What to send, besides the content.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// A peer id, a name pattern (`campfire/bob`) or `*`.
+    pub recipient: String,
+    /// How long relays carry it.
+    pub lifespan: Duration,
+    /// Certificate chains naming the sender, so any node can check who sent it, offline.
+    pub chains: Vec<CertificateChain>,
+}
+
 /// Signs and stores a new message from this identity. Returns its stored record.
 pub async fn store_new(
     identity: &Identity,
     store: &Store,
     limits: &Limits,
-    recipient: String,
+    envelope: Envelope,
     content: Content,
-    lifespan: Duration,
 ) -> Result<Stored, SendError> {
     let draft = Draft {
-        recipient,
+        recipient: envelope.recipient,
         created_ms: now_ms(),
-        lifespan_ms: lifespan.as_millis() as u64,
-        chains: Vec::new(),
+        lifespan_ms: u64::try_from(envelope.lifespan.as_millis()).unwrap_or(u64::MAX),
+        chains: envelope.chains,
     };
     let check = |header: Header| -> Result<Header, SendError> {
         header.check_unsigned(now_ms(), limits)?;
@@ -142,13 +154,17 @@ impl Node {
         content: Content,
         lifespan: Duration,
     ) -> Result<MessageId, Error> {
+        let envelope = Envelope {
+            recipient: recipient.into(),
+            lifespan,
+            chains: self.ctx.trust.header_chains(now_ms()),
+        };
         let stored = store_new(
             &self.ctx.identity,
             &self.ctx.store,
             &self.ctx.config.limits,
-            recipient.into(),
+            envelope,
             content,
-            lifespan,
         )
         .await?;
         let id = stored.header.id;

@@ -32,7 +32,13 @@ impl Handler {
             .validate(crate::message::now_ms(), &self.ctx.config.limits)
             .map_err(|e| invalid(&e))?;
         self.ctx.auth.sender(header).map_err(denied)?;
-        relay::accepts(header, &self.ctx.me, self.ctx.config.relay).map_err(refused)
+        relay::accepts(
+            header,
+            &self.ctx.me,
+            self.ctx.config.relay,
+            crate::message::now_ms(),
+        )
+        .map_err(refused)
     }
 
     /// Handles one chunk (push.md 4.3); answers the offset held after it.

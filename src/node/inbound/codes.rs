@@ -29,9 +29,10 @@ pub(super) fn invalid(e: &ValidationError) -> WireError {
 
 /// A request or message the access policy refused.
 pub(super) fn denied(e: Denied) -> WireError {
-    match e {
-        Denied::RateLimited { .. } => err(Code::RateLimitExceeded, e.to_string()),
-        _ => err(Code::NotAuthorized, e.to_string()),
+    if e.is_transient() {
+        err(Code::RateLimitExceeded, e.to_string())
+    } else {
+        err(Code::NotAuthorized, e.to_string())
     }
 }
 

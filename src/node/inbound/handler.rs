@@ -13,6 +13,7 @@ use crate::message::MessageId;
 use crate::net::Inbound;
 use crate::node::counters::Counters;
 use crate::node::ctx::Ctx;
+use crate::node::exchange;
 use crate::protocol::{diff, names, push, repo, Code, Frame, WireError};
 use crate::store::Offset;
 
@@ -68,8 +69,13 @@ impl Handler {
                     let r = self.account(r).unwrap_or_else(repo::Response::Error);
                     net.respond_repo(ch, r).await
                 }
-                // This node has no names yet: it answers every exchange with none.
-                Inbound::Names(_, ch) => net.respond_names(ch, names::Response::empty()).await,
+                Inbound::Names(frame, ch) => {
+                    let r = self.names(peer, frame);
+                    let r = self.account(r).unwrap_or_else(|_| names::Response::empty());
+                    let sent = net.respond_names(ch, r).await;
+                    exchange::update_trust(&self.ctx, &[peer]).await;
+                    sent
+                }
             };
             if result.is_err() {
                 tracing::debug!("network gone before the response could be sent");
@@ -128,6 +134,19 @@ impl Handler {
                 format!("request over the limit of {limit} bytes"),
             )),
         }
+    }
+
+    /// A names exchange: record the names the peer proves, answer with ours. Everyone may ask
+    /// (it is how a caller proves its names), within the block list and the flood guard.
+    fn names(
+        &self,
+        peer: PeerId,
+        frame: Frame<names::Request>,
+    ) -> Result<names::Response, WireError> {
+        self.ctx.auth.not_blocked(&peer).map_err(denied)?;
+        let request = self.frame(peer, frame)?;
+        exchange::learn(&self.ctx, peer, request.chains());
+        Ok(exchange::own_chains(&self.ctx))
     }
 
     async fn diff(
