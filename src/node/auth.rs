@@ -279,6 +279,13 @@ impl Authoriser {
         Ok(())
     }
 
+    /// Spends one push request towards `peer` from its `out` list entry's rate (a data mule
+    /// may cap what it sends to each group of peers).
+    pub fn push_request(&self, peer: &PeerId, now: Instant) -> Result<(), Denied> {
+        let caller = self.peers().caller(peer, now_ms());
+        Ok(self.acl().check_out(&caller, now)?)
+    }
+
     /// Whether `peer` is trusted at `now_ms` (the `out` list admits it): only trusted peers
     /// take ring slots and get messages pushed.
     pub fn trusts(&self, peer: &PeerId, now_ms: u64) -> bool {

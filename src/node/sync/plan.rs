@@ -55,6 +55,9 @@ pub(super) enum Trouble {
         /// The offset it asked for last.
         have: u64,
     },
+    /// This node's own `out` list entry for the peer is over its rate.
+    #[error("this node's out list: {0}")]
+    OutRate(crate::node::auth::Denied),
     /// A chunk task died.
     #[error("push task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

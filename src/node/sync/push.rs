@@ -27,6 +27,9 @@ pub(super) async fn one(
     mut content: Option<Vec<u8>>,
     window: &Arc<Semaphore>,
 ) -> Outcome {
+    if let Err(e) = ctx.auth.push_request(&peer, std::time::Instant::now()) {
+        return Outcome::Transient(Trouble::OutRate(e));
+    }
     let header = Arc::new(ctx.outgoing_header(stored));
     let len = header.length;
     let chunk = ctx.config.chunk_size.clamp(1, push::MAX_CHUNK) as u64;
@@ -218,6 +221,12 @@ pub(super) async fn batch(
             .map(|c| (c, Outcome::Transient(Trouble::WindowClosed)))
             .collect();
     };
+    if let Err(e) = ctx.auth.push_request(&peer, std::time::Instant::now()) {
+        return batch
+            .into_iter()
+            .map(|c| (c, Outcome::Transient(Trouble::OutRate(e.clone()))))
+            .collect();
+    }
     let mut messages = Vec::with_capacity(batch.len());
     for c in batch.iter_mut() {
         let header = ctx.outgoing_header(&c.stored);
