@@ -108,3 +108,35 @@ async fn fully_held_partial_completes_on_resume() -> anyhow::Result<()> {
     b.shutdown().await?;
     Ok(())
 }
+
+/// A peer that comes (back) is tried at once: a message waiting an hour for its next retry
+/// towards it (a receiver that crashed again and again) goes as soon as the peer connects,
+/// instead of after the backoff.
+#[tokio::test]
+async fn a_fresh_connection_skips_the_backoff() -> anyhow::Result<()> {
+    common::init_tracing();
+    let a = start(None, |_| {}).await?;
+    let b_id = Identity::generate();
+    let id = a
+        .send(
+            "*",
+            mule::node::Content::Bytes(b"after the storm".to_vec()),
+            std::time::Duration::from_secs(600),
+        )
+        .await?;
+    a.store()
+        .set_delivery(
+            id,
+            mule::store::PeerKey::from(b_id.peer_id().to_bytes()),
+            mule::store::Delivery::Retry {
+                attempts: 12,
+                next_attempt_ms: now_ms() + 3_600_000,
+                last_error: "connection closed".into(),
+            },
+        )
+        .await?;
+    let b = mule::testing::start_as(b_id, tempfile::tempdir()?, Some(&a), |_| {}).await?;
+    let mut events = b.subscribe();
+    wait_stored(&b, &mut events, id).await?;
+    Ok(())
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use libp2p::PeerId;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -36,12 +36,13 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                 _ = stop.changed() => break,
                 Some(event) = events.peers.recv() => match event {
                     Event::Selected(peer) => {
-                        let rx = syncs.start(peer);
-                        workers.spawn(sync::run(ctx.clone(), peer, rx));
+                        let (stop, fresh) = syncs.start(peer);
+                        workers.spawn(sync::run(ctx.clone(), peer, stop, fresh));
                     }
                     Event::Deselected(peer) => syncs.stop(&peer),
                     Event::Listening(addr) => ctx.listening(addr),
                     Event::Connected(peer) => {
+                        syncs.reconnected(&peer);
                         workers.spawn(exchange::with_peer(ctx.clone(), peer));
                     }
                 },
@@ -88,28 +89,39 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
     .await
 }
 
-/// The stop switches of the running sync tasks, one per selected peer.
+/// The running sync tasks, one per selected peer: the switch that stops each, and the signal
+/// that tells it the peer connected afresh.
 #[derive(Default)]
-struct Syncs(HashMap<PeerId, watch::Sender<bool>>);
+struct Syncs(HashMap<PeerId, (watch::Sender<bool>, Arc<Notify>)>);
 
 impl Syncs {
-    /// Registers a new sync task for `peer` (stopping a previous one) and returns its switch.
-    fn start(&mut self, peer: PeerId) -> watch::Receiver<bool> {
+    /// Registers a new sync task for `peer` (stopping a previous one) and returns its stop
+    /// switch and reconnection signal.
+    fn start(&mut self, peer: PeerId) -> (watch::Receiver<bool>, Arc<Notify>) {
         let (tx, rx) = watch::channel(false);
-        if let Some(old) = self.0.insert(peer, tx) {
+        let fresh = Arc::new(Notify::new());
+        if let Some((old, _)) = self.0.insert(peer, (tx, fresh.clone())) {
             let _ = old.send(true);
         }
-        rx
+        (rx, fresh)
+    }
+
+    /// A new connection to `peer` (it restarted, or came back in range): its sync task drops
+    /// its backoff and retries everything now.
+    fn reconnected(&self, peer: &PeerId) {
+        if let Some((_, fresh)) = self.0.get(peer) {
+            fresh.notify_one();
+        }
     }
 
     fn stop(&mut self, peer: &PeerId) {
-        if let Some(tx) = self.0.remove(peer) {
+        if let Some((tx, _)) = self.0.remove(peer) {
             let _ = tx.send(true);
         }
     }
 
     fn stop_all(&mut self) {
-        for (_, tx) in self.0.drain() {
+        for (_, (tx, _)) in self.0.drain() {
             let _ = tx.send(true);
         }
     }

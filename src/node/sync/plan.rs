@@ -103,8 +103,9 @@ pub(super) struct Candidates {
     pub(super) next_retry_ms: Option<u64>,
 }
 
-/// Picks the messages to offer: not delivered or refused for good, due for retry at `now_ms`,
-/// and accepted by `offer` (the relay and access policies).
+/// Picks the messages to offer: not delivered or refused for good, due for retry at `now_ms`
+/// (`u64::MAX` after a fresh connection: every retry is due), and accepted by `offer` (the
+/// relay and access policies).
 pub(super) fn candidates(
     rows: Vec<(Stored, Option<Delivery>)>,
     now_ms: u64,
@@ -273,6 +274,23 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(1, 0), (4, 2)]);
         assert_eq!(c.next_retry_ms, Some(300));
+        Ok(())
+    }
+
+    #[test]
+    fn a_fresh_connection_makes_every_retry_due() -> anyhow::Result<()> {
+        let rows = vec![(
+            stored(1, 1)?,
+            Some(Delivery::Retry {
+                attempts: 9,
+                next_attempt_ms: 10_000_000,
+                last_error: "connection closed".into(),
+            }),
+        )];
+        let c = candidates(rows, u64::MAX, |_| true);
+        assert_eq!(c.now.len(), 1);
+        assert_eq!(c.now[0].attempts, 9);
+        assert_eq!(c.next_retry_ms, None);
         Ok(())
     }
 

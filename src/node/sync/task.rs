@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use libp2p::PeerId;
 use rand::Rng;
-use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tracing::Instrument;
 
 use super::plan::{self, Candidate, Outcome};
@@ -40,21 +40,31 @@ impl Pass {
 enum Wake {
     /// Do a pass (a full one if `full`).
     Pass { full: bool },
+    /// The peer connected afresh: forget the backoff, retry everything now.
+    Fresh,
     /// Stop.
     Stop,
 }
 
-/// Runs until `stop` turns true (peer deselected, node shutting down).
-pub(in crate::node) async fn run(ctx: Arc<Ctx>, peer: PeerId, mut stop: watch::Receiver<bool>) {
+/// Runs until `stop` turns true (peer deselected, node shutting down). `fresh` fires when the
+/// peer connects again (it restarted or came back in range).
+pub(in crate::node) async fn run(
+    ctx: Arc<Ctx>,
+    peer: PeerId,
+    mut stop: watch::Receiver<bool>,
+    fresh: Arc<Notify>,
+) {
     let span = tracing::info_span!("sync", %peer);
     async move {
         let mut news = ctx.news.subscribe();
         let mut full_pass = true;
+        // A new task is a fresh start: messages waiting for a retry time go at once.
+        let mut retry_all = true;
         let mut backlog: Vec<MessageId> = Vec::new();
         let mut failures = 0u32;
         while !*stop.borrow() {
             let ids = (!full_pass).then(|| std::mem::take(&mut backlog));
-            let pass = pass(&ctx, peer, ids).await;
+            let pass = pass(&ctx, peer, ids, std::mem::take(&mut retry_all)).await;
             ctx.set_queue(peer, 0);
             let wake_at = if pass.connection_failed {
                 failures = failures.saturating_add(1);
@@ -67,15 +77,21 @@ pub(in crate::node) async fn run(ctx: Arc<Ctx>, peer: PeerId, mut stop: watch::R
                     tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
                 })
             };
-            let wake = wait(
-                &mut stop,
-                &mut news,
-                &mut backlog,
-                wake_at,
-                pass.connection_failed,
-            );
-            match wake.await {
+            let waiting = Waiting {
+                stop: &mut stop,
+                fresh: &fresh,
+                news: &mut news,
+                backlog: &mut backlog,
+            };
+            match waiting.wait(wake_at, pass.connection_failed).await {
                 Wake::Stop => break,
+                Wake::Fresh => {
+                    tracing::debug!("peer connected afresh; retrying now");
+                    failures = 0;
+                    full_pass = true;
+                    retry_all = true;
+                    backlog.clear();
+                }
                 Wake::Pass { full } => {
                     full_pass = full;
                     if full {
@@ -91,46 +107,52 @@ pub(in crate::node) async fn run(ctx: Arc<Ctx>, peer: PeerId, mut stop: watch::R
     .await
 }
 
-/// Waits for new messages, a retry time, or the end. While backing off from a broken
-/// connection, new messages only join the backlog; the next pass is a full one.
-async fn wait(
-    stop: &mut watch::Receiver<bool>,
-    news: &mut broadcast::Receiver<MessageId>,
-    backlog: &mut Vec<MessageId>,
-    wake_at: Option<tokio::time::Instant>,
-    backing_off: bool,
-) -> Wake {
-    let mut full = false;
-    loop {
-        let sleep = async {
-            match wake_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = stop.changed() => return Wake::Stop,
-            _ = sleep => return Wake::Pass { full: true },
-            received = news.recv() => match received {
-                Ok(id) => {
-                    backlog.push(id);
-                    while let Ok(id) = news.try_recv() {
-                        backlog.push(id);
-                    }
+/// What the task waits on between passes.
+struct Waiting<'a> {
+    stop: &'a mut watch::Receiver<bool>,
+    fresh: &'a Notify,
+    news: &'a mut broadcast::Receiver<MessageId>,
+    backlog: &'a mut Vec<MessageId>,
+}
+
+impl Waiting<'_> {
+    /// Waits for new messages, a retry time, a fresh connection, or the end. While backing off
+    /// from a broken connection, new messages only join the backlog; the next pass is a full one.
+    async fn wait(self, wake_at: Option<tokio::time::Instant>, backing_off: bool) -> Wake {
+        let mut full = false;
+        loop {
+            let sleep = async {
+                match wake_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => full = true,
-                Err(broadcast::error::RecvError::Closed) => return Wake::Stop,
-            },
-        }
-        if !backing_off {
-            return Wake::Pass { full };
+            };
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return Wake::Stop,
+                _ = self.fresh.notified() => return Wake::Fresh,
+                _ = sleep => return Wake::Pass { full: true },
+                received = self.news.recv() => match received {
+                    Ok(id) => {
+                        self.backlog.push(id);
+                        while let Ok(id) = self.news.try_recv() {
+                            self.backlog.push(id);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => full = true,
+                    Err(broadcast::error::RecvError::Closed) => return Wake::Stop,
+                },
+            }
+            if !backing_off {
+                return Wake::Pass { full };
+            }
         }
     }
 }
 
-/// Diffs and pushes either everything (`ids == None`) or just the given new messages.
-async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass {
+/// Diffs and pushes either everything (`ids == None`) or just the given new messages;
+/// `retry_all` offers messages waiting for their retry time too (the peer connected afresh).
+async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>, retry_all: bool) -> Pass {
     let now = now_ms();
     let key = crate::node::ctx::peer_key(&peer);
     let rows = match ids {
@@ -144,7 +166,8 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>) -> Pass
             return Pass::broken();
         }
     };
-    let candidates = plan::candidates(rows, now, |s| ctx.should_offer(&peer, s));
+    let due = if retry_all { u64::MAX } else { now };
+    let candidates = plan::candidates(rows, due, |s| ctx.should_offer(&peer, s));
     let mut result = Pass {
         connection_failed: false,
         next_retry_ms: candidates.next_retry_ms,
