@@ -356,3 +356,35 @@ async fn refused_chunks_open_no_transfer() -> anyhow::Result<()> {
     assert!(b.store().exists(m.id).await?);
     Ok(())
 }
+
+/// One peer cannot hold every transfer slot: beyond its share, its new transfers are answered
+/// `busy` while another peer still opens one.
+#[tokio::test]
+async fn open_transfers_are_capped_per_peer() -> anyhow::Result<()> {
+    common::init_tracing();
+    let a = start(None, |_| {}).await?;
+    let b = start(Some(&a), |_| {}).await?;
+    let c = start(Some(&a), |_| {}).await?;
+    wait_selected(&a, 2).await?;
+    wait_selected(&c, 1).await?;
+    let bp = b.peer_id();
+    let big = vec![3u8; 200_000];
+    let mut last = None;
+    for i in 0..17u8 {
+        let mut content = big.clone();
+        content[0] = i;
+        let m = sign(draft("*"), &content)?;
+        last = Some(push(&a, bp, chunk(&m, 0, &content[..1000])).await?);
+        if i < 16 {
+            assert_eq!(last, Some(push::Response::Offset(1000)), "transfer {i}");
+        }
+    }
+    let refused = last.ok_or_else(|| anyhow::anyhow!("no answer"))?;
+    assert_eq!(code(&refused), Some(Code::Busy), "{refused:?}");
+    let other = sign(draft("*"), &big)?;
+    assert_eq!(
+        push(&c, bp, chunk(&other, 0, &big[..1000])).await?,
+        push::Response::Offset(1000)
+    );
+    Ok(())
+}

@@ -95,8 +95,15 @@ impl Handler {
             return Ok(Opened::Stored(len));
         }
         let id = header.id;
-        let slot = self
-            .slots()
+        let mut slots = self.slots();
+        if !slots.contains_key(&id) {
+            let open = slots
+                .values()
+                .map(|s| (s.peer, s.header.length.saturating_sub(s.held())));
+            reorder::may_open(open, &peer, header.length)
+                .map_err(|e| err(Code::Busy, e.to_string()))?;
+        }
+        let slot = slots
             .entry(id)
             .or_insert_with(|| {
                 Arc::new(Slot {

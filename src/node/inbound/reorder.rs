@@ -61,6 +61,81 @@ pub(crate) fn check_chunk(offset: u64, len: usize, length: u64) -> Result<(), Ba
     Ok(())
 }
 
+/// Most transfers one peer may hold open at once.
+pub(crate) const MAX_TRANSFERS_PER_PEER: usize = 16;
+/// Most transfers open at once, from all peers.
+pub(crate) const MAX_TRANSFERS: usize = 256;
+/// Most bytes open transfers may still claim (declared lengths minus bytes held), so that
+/// peers cannot reserve more than the disk can plausibly take by declaring huge messages.
+pub(crate) const MAX_RESERVED_BYTES: u64 = 8 << 30;
+
+/// Why a new transfer is not opened; answered `busy` (the peer may retry when others finish).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TooMany {
+    /// The peer holds its share of open transfers.
+    #[error("this peer has {open} transfers open; at most {max} at once")]
+    PerPeer {
+        /// Its open transfers.
+        open: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The node holds as many open transfers as it takes.
+    #[error("{open} transfers are open; at most {max} at once")]
+    Total {
+        /// Open transfers.
+        open: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The declared length would reserve more than the budget.
+    #[error("a {length}-byte message would bring open transfers to {reserved} reserved bytes; at most {max}")]
+    Reserved {
+        /// The new message's length.
+        length: u64,
+        /// What open transfers would claim with it.
+        reserved: u64,
+        /// The budget.
+        max: u64,
+    },
+}
+
+/// Whether `owner` may open one more transfer of `length` bytes, given the open transfers as
+/// (owner, bytes still to come) pairs.
+pub(crate) fn may_open<P: PartialEq>(
+    open: impl IntoIterator<Item = (P, u64)>,
+    owner: &P,
+    length: u64,
+) -> Result<(), TooMany> {
+    let (mut mine, mut total, mut reserved) = (0usize, 0usize, 0u64);
+    for (p, remaining) in open {
+        total += 1;
+        mine += usize::from(&p == owner);
+        reserved = reserved.saturating_add(remaining);
+    }
+    if mine >= MAX_TRANSFERS_PER_PEER {
+        return Err(TooMany::PerPeer {
+            open: mine,
+            max: MAX_TRANSFERS_PER_PEER,
+        });
+    }
+    if total >= MAX_TRANSFERS {
+        return Err(TooMany::Total {
+            open: total,
+            max: MAX_TRANSFERS,
+        });
+    }
+    let with = reserved.saturating_add(length);
+    if with > MAX_RESERVED_BYTES {
+        return Err(TooMany::Reserved {
+            length,
+            reserved: with,
+            max: MAX_RESERVED_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Bytes held, and a generation that a `resume-offset` bumps: chunks still waiting from before
 /// the resume are stale (the sender will resend them) and must not be written after it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,6 +257,34 @@ mod tests {
                 len: push::MAX_CHUNK + 1
             })
         );
+    }
+
+    #[test]
+    fn open_transfers_are_capped_per_peer_in_total_and_in_bytes() {
+        let mine = vec![(1u8, 10u64); MAX_TRANSFERS_PER_PEER];
+        assert_eq!(
+            may_open(mine.clone(), &1, 1),
+            Err(TooMany::PerPeer {
+                open: MAX_TRANSFERS_PER_PEER,
+                max: MAX_TRANSFERS_PER_PEER
+            })
+        );
+        assert_eq!(may_open(mine, &2, 1), Ok(()), "other peers are unaffected");
+        let many: Vec<(u16, u64)> = (0..MAX_TRANSFERS as u16).map(|p| (p, 1)).collect();
+        assert!(matches!(
+            may_open(many, &9999, 1),
+            Err(TooMany::Total { .. })
+        ));
+        let big = vec![(1u8, MAX_RESERVED_BYTES - 10)];
+        assert_eq!(may_open(big.clone(), &2, 10), Ok(()));
+        assert!(matches!(
+            may_open(big, &2, 11),
+            Err(TooMany::Reserved { .. })
+        ));
+        assert!(matches!(
+            may_open(Vec::<(u8, u64)>::new(), &1, u64::MAX),
+            Err(TooMany::Reserved { .. })
+        ));
     }
 
     #[test]
