@@ -1,4 +1,7 @@
 //! The `mule` binary: parse, set up logging, run.
+//!
+//! Exit codes: 0 success (also when the reader of stdout went away), 1 an error (printed on
+//! stderr), 2 a usage error (clap).
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -10,10 +13,13 @@ fn main() -> std::process::ExitCode {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        mule::cli::LogFormat::Plain => logs.init(),
+        mule::cli::LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -26,6 +32,8 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(mule::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `mule list | head -1`: the reader had enough; like any Unix tool, stop quietly.
+        Err(e) if e.is::<mule::cli::StdoutClosed>() => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mule: {e:#}");
             std::process::ExitCode::FAILURE

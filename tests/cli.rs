@@ -333,3 +333,57 @@ fn trust_add_list_remove_round_trip() -> anyhow::Result<()> {
     assert!(err.contains("no root is named"), "{err}");
     Ok(())
 }
+
+/// A reader that stops early (`mule list | head -0`) ends the command quietly with success,
+/// never with a panic; `--log-format json` logs JSON lines.
+#[test]
+fn closed_stdout_and_json_logs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    for i in 0..3 {
+        ok_stdout(mule(dir.path(), &["send", "--text", &format!("m{i}")])?)?;
+    }
+    let mut child = std::process::Command::new(MULE)
+        .args(["--data-dir"])
+        .arg(dir.path())
+        .args(["list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    let out = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A node logs "node started" (info) before it prints its peer id on stdout.
+    let mut node = std::process::Command::new(MULE)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--log-format",
+            "json",
+            "node",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = node
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)?;
+    assert!(first.starts_with("peer id:"), "{first}");
+    node.kill()?;
+    let out = node.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|v| v["fields"]["message"] == "node started");
+    assert!(started, "no JSON `node started` line in: {stderr}");
+    Ok(())
+}

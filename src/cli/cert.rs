@@ -67,7 +67,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
             Command::Issue(args) => issue_chain(&identity, &trust, args),
             Command::Add { file } => add(&mut trust, &file),
             Command::List { json } => {
-                list(&trust, json);
+                list(&trust, json)?;
                 Ok(())
             }
         }
@@ -116,7 +116,7 @@ fn issue_chain(
         .unwrap_or_else(|| PathBuf::from(format!("{}.chain", args.name)));
     std::fs::write(&out, chain::encode_chain(&chain)?)
         .with_context(|| format!("writing {}", out.display()))?;
-    println!(
+    super::out!(
         "wrote {}: {prefix}/{} for {}, valid until {}",
         out.display(),
         args.name,
@@ -131,7 +131,7 @@ fn add(trust: &mut Trust, file: &Path) -> anyhow::Result<()> {
     let verified = trust
         .add_chain(&bytes, now_ms())
         .with_context(|| format!("refusing {}", file.display()))?;
-    println!(
+    super::out!(
         "this node is now {} (valid until {})",
         verified.name,
         format_ms(verified.not_after_ms)
@@ -150,7 +150,7 @@ struct Row {
     file: String,
 }
 
-fn list(trust: &Trust, json: bool) {
+fn list(trust: &Trust, json: bool) -> anyhow::Result<()> {
     let rows: Vec<Row> = trust
         .held(now_ms())
         .into_iter()
@@ -180,12 +180,12 @@ fn list(trust: &Trust, json: bool) {
         })
         .collect();
     if json {
-        println!("{}", serde_json::to_value(&rows).unwrap_or_default());
+        super::out!("{}", serde_json::to_value(&rows).unwrap_or_default());
     } else if rows.is_empty() {
-        println!("no chains (attach one with `mule cert add FILE`)");
+        super::out!("no chains (attach one with `mule cert add FILE`)");
     } else {
         for r in rows {
-            println!(
+            super::out!(
                 "{}\tissued by {}\tuntil {}\t{}",
                 r.name.as_deref().unwrap_or("?"),
                 r.issuer.as_deref().unwrap_or("?"),
@@ -194,6 +194,7 @@ fn list(trust: &Trust, json: bool) {
             );
         }
     }
+    Ok(())
 }
 
 /// Unix ms as an RFC 3339 time, for people.

@@ -21,7 +21,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         .map(|v| v.name.to_string())
         .collect();
     if args.json {
-        println!(
+        super::out!(
             "{}",
             serde_json::json!({ "peer_id": peer_id, "public_key": public_key, "names": names })
         );
@@ -31,7 +31,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         } else {
             names.join(", ")
         };
-        println!("peer id:    {peer_id}\npublic key: {public_key}\nnames:      {names}");
+        super::out!("peer id:    {peer_id}\npublic key: {public_key}\nnames:      {names}");
     }
     Ok(())
 }

@@ -47,12 +47,12 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, which: Which) -> anyhow::
         Err(e) => return Err(e.into()),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&views)?);
+        super::out!("{}", serde_json::to_string_pretty(&views)?);
     } else if views.is_empty() {
-        println!("no messages");
+        super::out!("no messages");
     } else {
         for v in &views {
-            print_view(v);
+            print_view(v)?;
         }
     }
     Ok(())
@@ -62,8 +62,8 @@ fn time(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn print_view(v: &MessageView) {
-    println!(
+fn print_view(v: &MessageView) -> anyhow::Result<()> {
+    super::out!(
         "{}  from {}  to {}  {}  {} bytes  {} hop{}",
         &v.id[..16],
         v.sender,
@@ -75,10 +75,11 @@ fn print_view(v: &MessageView) {
     );
     if let Some(text) = &v.text {
         for line in text.lines() {
-            println!("    {line}");
+            super::out!("    {line}");
         }
     }
     if let Some(file) = &v.file {
-        println!("    saved to {file}");
+        super::out!("    saved to {file}");
     }
+    Ok(())
 }

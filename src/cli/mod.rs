@@ -8,9 +8,46 @@ mod send;
 mod status;
 mod trust;
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Prints a line on stdout; a closed stdout (`mule list | head -1`) ends the command quietly
+/// instead of panicking. Use it for every line a command prints on stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))?
+    };
+}
+pub(crate) use out;
+
+/// The reader of our stdout went away: not an error of ours, the command just stops.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed")]
+pub struct StdoutClosed;
+
+/// Writes one line to stdout (see [`out!`]).
+pub(crate) fn print_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
+/// How log lines look on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Plain,
+    /// One JSON object per event (for services and log collectors).
+    Json,
+}
 
 /// mule: a delay-tolerant peer-to-peer messenger.
 #[derive(Debug, Parser)]
@@ -20,6 +57,9 @@ pub struct Cli {
     /// [default: the platform data dir, e.g. ~/.local/share/mule].
     #[arg(long, global = true, env = crate::identity::DATA_DIR_ENV)]
     pub data_dir: Option<PathBuf>,
+    /// Log format on stderr (`RUST_LOG` sets the level).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -90,9 +90,9 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
     let control = crate::control::server::Server::start(node.clone()).await?;
     let mut events = node.subscribe();
-    println!("peer id: {}", node.peer_id());
+    super::out!("peer id: {}", node.peer_id());
     for addr in node.listen_addrs() {
-        println!("listening on {addr}");
+        super::out!("listening on {addr}");
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -100,7 +100,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             event = events.recv() => match event {
-                Ok(NodeEvent::Listening(addr)) => println!("listening on {addr}"),
+                Ok(NodeEvent::Listening(addr)) => super::out!("listening on {addr}"),
                 Ok(NodeEvent::Stored { id, from: Some(peer) }) => {
                     tracing::info!(id = %id.short(), %peer, "received message");
                 }

@@ -41,7 +41,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     };
     match client::call(&data_dir, &request).await {
         Ok(Response::Sent(id)) => {
-            println!("{id}");
+            super::out!("{id}");
             Ok(())
         }
         Ok(Response::Error(e)) => anyhow::bail!("{e}"),
@@ -64,7 +64,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
                 store_new(&identity, &store, &Limits::default(), envelope, content).await?;
             store.close().await?;
             eprintln!("no node running: message stored; it leaves when `mule node` starts");
-            println!("{}", stored.header.id);
+            super::out!("{}", stored.header.id);
             Ok(())
         }
         Err(e) => Err(e.into()),

@@ -19,15 +19,15 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         other => anyhow::bail!("unexpected answer from the node: {other:?}"),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        super::out!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
-    println!("peer id:   {}", status.peer_id);
+    super::out!("peer id:   {}", status.peer_id);
     for a in &status.listen_addrs {
-        println!("listening: {a}");
+        super::out!("listening: {a}");
     }
-    println!("messages:  {}", status.messages);
-    println!(
+    super::out!("messages:  {}", status.messages);
+    super::out!(
         "peers:     {} known, {} connected, {} selected",
         status.known_peers,
         status.connected_peers.len(),
@@ -35,15 +35,15 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     );
     for p in &status.selected_peers {
         let queued = status.queues.get(p).copied().unwrap_or(0);
-        println!("  selected {p}  ({queued} queued)");
+        super::out!("  selected {p}  ({queued} queued)");
     }
     let c = &status.counters;
-    println!(
+    super::out!(
         "sent:      {} messages, {} bytes\nreceived:  {} messages, {} bytes ({} transfers, {} duplicates)",
         c.messages_sent, c.bytes_sent, c.messages_received, c.bytes_received, c.content_transfers, c.duplicates
     );
     for (reason, n) in &c.rejections {
-        println!("rejected:  {n} {reason}");
+        super::out!("rejected:  {n} {reason}");
     }
     Ok(())
 }

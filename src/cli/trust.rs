@@ -61,24 +61,24 @@ fn run_blocking(data_dir: &Path, command: Command) -> anyhow::Result<()> {
             let segment: Segment = name.parse()?;
             let key = read_key(&key)?;
             trust.add_root(segment, key)?;
-            println!(
+            super::out!(
                 "trusting {} as {name}",
                 crate::trust::chain::key_label(&key)
             );
         }
-        Command::List { json } => list(&trust, json),
+        Command::List { json } => list(&trust, json)?,
         Command::Remove { name } => {
             let segment: Segment = name.parse()?;
             if trust.remove_root(&segment)?.is_none() {
                 anyhow::bail!("no root is named {name:?}; `mule trust list` shows them");
             }
-            println!("no longer trusting {name}");
+            super::out!("no longer trusting {name}");
         }
     }
     Ok(())
 }
 
-fn list(trust: &Trust, json: bool) {
+fn list(trust: &Trust, json: bool) -> anyhow::Result<()> {
     let rows: Vec<(String, String, String)> = trust
         .roots()
         .iter()
@@ -97,14 +97,15 @@ fn list(trust: &Trust, json: bool) {
                 serde_json::json!({ "name": name, "peer_id": peer, "public_key": key })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        super::out!("{}", serde_json::Value::Array(rows));
     } else if rows.is_empty() {
-        println!("no trusted roots (add one with `mule trust add NAME KEY`)");
+        super::out!("no trusted roots (add one with `mule trust add NAME KEY`)");
     } else {
         for (name, peer, _) in rows {
-            println!("{name}\t{peer}");
+            super::out!("{name}\t{peer}");
         }
     }
+    Ok(())
 }
 
 /// A key given as text, or the path of a file holding one (text, or `mule id --json`).
