@@ -1,6 +1,6 @@
 //! Trust end to end, with real nodes on loopback: a campfire whose members exchange messages
 //! while a nameless stranger is refused and never selected; names as recipients; a relay that
-//! takes messages only from trusted publishers.
+//! takes messages only from trusted publishers (`news`).
 
 mod common;
 
@@ -205,6 +205,7 @@ async fn campfire_members_only() -> anyhow::Result<()> {
     let shown = |v: &[views::MessageView]| v.iter().any(|m| m.id == to_bob.to_string());
     assert!(shown(&inbox(&bob).await?));
     assert!(!shown(&inbox(&carol).await?));
+    assert!(!shown(&inbox(&alice).await?), "the sender is not campfire/bob");
     Ok(())
 }
 
