@@ -3,12 +3,11 @@
 //! Exit codes: 0 success (also when the reader of stdout went away), 1 an error (printed on
 //! stderr), 2 a usage error (clap).
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let cli = mule::cli::Cli::parse();
-    let default = match cli.command {
+    let parsed = mule::cli::parse();
+    let default = match parsed.cli.command {
         mule::cli::Command::Node(_) => "info",
         _ => "warn",
     };
@@ -16,7 +15,7 @@ fn main() -> std::process::ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match parsed.cli.log_format {
         mule::cli::LogFormat::Plain => logs.init(),
         mule::cli::LogFormat::Json => logs.json().init(),
     }
@@ -30,7 +29,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mule::cli::run(cli)) {
+    match runtime.block_on(mule::cli::run(parsed)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `mule list | head -1`: the reader had enough; like any Unix tool, stop quietly.
         Err(e) if e.is::<mule::cli::StdoutClosed>() => std::process::ExitCode::SUCCESS,

@@ -387,3 +387,50 @@ fn closed_stdout_and_json_logs() -> anyhow::Result<()> {
     assert!(started, "no JSON `node started` line in: {stderr}");
     Ok(())
 }
+
+/// Node settings come from the config file, under `MULE_*` variables and flags; a malformed
+/// file is refused with its line.
+#[test]
+fn config_file_under_env_and_flags() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "max-active-peers = 4\nno-mdns = true\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nmax-hops = 9\n",
+    )?;
+    let out = std::process::Command::new(MULE)
+        .env("MULE_MAX_HOPS", "7")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["config", "show", "--json", "--max-active-peers", "6"])
+        .output()?;
+    let shown: serde_json::Value = serde_json::from_str(&ok_stdout(out)?)?;
+    let setting = |k: &str| (shown[k]["value"].clone(), shown[k]["source"].clone());
+    assert_eq!(
+        setting("listen"),
+        (serde_json::json!(["/ip4/127.0.0.1/tcp/0"]), "file".into())
+    );
+    assert_eq!(
+        setting("no-mdns"),
+        (serde_json::json!(["true"]), "file".into())
+    );
+    assert_eq!(
+        setting("max-hops"),
+        (serde_json::json!(["7"]), "env".into())
+    );
+    assert_eq!(
+        setting("max-active-peers"),
+        (serde_json::json!(["6"]), "flag".into())
+    );
+    assert_eq!(setting("rate-limit").1, "default");
+
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "max-hops = 9\nchunk-size = \n",
+    )?;
+    let err = failure(mule(dir.path(), &["config", "show"])?)?;
+    assert!(err.contains("line 2"), "{err}");
+    std::fs::write(dir.path().join("config.toml"), "max-hopz = 9\n")?;
+    let err = failure(mule(dir.path(), &["node"])?)?;
+    assert!(err.contains("unknown setting `max-hopz`"), "{err}");
+    Ok(())
+}

@@ -205,7 +205,10 @@ async fn campfire_members_only() -> anyhow::Result<()> {
     let shown = |v: &[views::MessageView]| v.iter().any(|m| m.id == to_bob.to_string());
     assert!(shown(&inbox(&bob).await?));
     assert!(!shown(&inbox(&carol).await?));
-    assert!(!shown(&inbox(&alice).await?), "the sender is not campfire/bob");
+    assert!(
+        !shown(&inbox(&alice).await?),
+        "the sender is not campfire/bob"
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The `mule` command line: one file per subcommand. Errors become `anyhow` here and nowhere else.
 
 mod cert;
+pub mod config;
 mod id;
 mod messages;
 mod node;
@@ -57,6 +58,9 @@ pub struct Cli {
     /// [default: the platform data dir, e.g. ~/.local/share/mule].
     #[arg(long, global = true, env = crate::identity::DATA_DIR_ENV)]
     pub data_dir: Option<PathBuf>,
+    /// Node settings file [default: <data-dir>/config.toml if it exists].
+    #[arg(long, global = true, env = "MULE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Log format on stderr (`RUST_LOG` sets the level).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -84,12 +88,47 @@ pub enum Command {
     Trust(trust::Args),
     /// Certificates: name other nodes, and attach names to this one.
     Cert(cert::Args),
+    /// Node settings: `mule config show` prints the effective ones and their sources.
+    Config(config::Args),
+}
+
+/// A parsed command line, with the config file applied (see [`config`]).
+#[derive(Debug)]
+pub struct Parsed {
+    /// The command line.
+    pub cli: Cli,
+    /// The settings the config file supplied.
+    pub from_file: Vec<String>,
+    /// Clap's matches, to tell where each setting came from.
+    pub matches: clap::ArgMatches,
+}
+
+/// Parses `std::env::args_os()` with the config file applied; exits on a usage error (code 2).
+pub fn parse() -> Parsed {
+    match config::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => e.exit(),
+    }
 }
 
 /// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(parsed: Parsed) -> anyhow::Result<()> {
+    let Parsed {
+        cli,
+        from_file,
+        matches,
+    } = parsed;
     let data_dir = crate::identity::data_dir(cli.data_dir)?;
     match cli.command {
+        Command::Config(config::Args {
+            command: config::ConfigCommand::Show { json, .. },
+        }) => {
+            let node = matches
+                .subcommand_matches("config")
+                .and_then(|m| m.subcommand_matches("show"))
+                .ok_or_else(|| anyhow::anyhow!("no settings to show"))?;
+            config::show(node, &from_file, json)
+        }
         Command::Node(args) => node::run(data_dir, args).await,
         Command::Send(args) => send::run(data_dir, args).await,
         Command::Inbox(args) => messages::run(data_dir, args, messages::Which::Inbox).await,

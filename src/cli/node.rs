@@ -12,43 +12,58 @@ use crate::node::{Config, Node, NodeEvent};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address to listen on (repeatable) [default: all interfaces, OS-chosen TCP and QUIC ports].
-    #[arg(long = "listen", value_name = "MULTIADDR")]
+    #[arg(
+        long = "listen",
+        value_name = "MULTIADDR",
+        env = "MULE_LISTEN",
+        value_delimiter = ','
+    )]
     listen: Vec<Multiaddr>,
     /// Bootstrap peer, `/ip4/../tcp/../p2p/<peer id>` (repeatable).
-    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    #[arg(
+        long = "bootstrap",
+        value_name = "MULTIADDR",
+        env = "MULE_BOOTSTRAP",
+        value_delimiter = ','
+    )]
     bootstrap: Vec<Multiaddr>,
     /// Do not discover peers on the LAN with mDNS.
-    #[arg(long)]
+    #[arg(long, env = "MULE_NO_MDNS")]
     no_mdns: bool,
     /// Peer limit L: sync with at most L peers chosen by ring selection (0 = every peer).
-    #[arg(long, default_value_t = net::Config::DEFAULT_MAX_ACTIVE_PEERS, value_name = "L")]
+    #[arg(long, default_value_t = net::Config::DEFAULT_MAX_ACTIVE_PEERS, value_name = "L", env = "MULE_MAX_ACTIVE_PEERS")]
     max_active_peers: usize,
     /// Refuse and do not relay messages that have passed more than H relays.
-    #[arg(long, default_value_t = Limits::DEFAULT_MAX_HOPS, value_name = "H")]
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_HOPS, value_name = "H", env = "MULE_MAX_HOPS")]
     max_hops: usize,
     /// Refuse (before any content) and do not forward messages larger than this many bytes;
     /// K, M and G suffixes mean KiB, MiB and GiB [default: 2G].
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, env = "MULE_MAX_MESSAGE_SIZE")]
     max_message_size: Option<u64>,
     /// Refuse and do not forward messages that live longer than this, e.g. `7d`, `12h`
     /// [default: 30 days].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "MULE_MAX_LIFESPAN")]
     max_lifespan: Option<std::time::Duration>,
     /// Access lists (TOML: `in`, `out`, `sender`; see README "Who may talk to whom")
     /// [default: <data-dir>/trust/access.toml if it exists, else everyone is allowed].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "MULE_ACL")]
     acl: Option<PathBuf>,
     /// Carry only messages addressed to this node (a collector); others get `no-route`.
-    #[arg(long)]
+    #[arg(long, env = "MULE_NO_RELAY")]
     no_relay: bool,
     /// Refuse every request from this peer and every message it signed (repeatable).
-    #[arg(long = "block", value_name = "PEER_ID")]
+    #[arg(
+        long = "block",
+        value_name = "PEER_ID",
+        env = "MULE_BLOCK",
+        value_delimiter = ','
+    )]
     block: Vec<libp2p::PeerId>,
     /// Inbound requests per second allowed per peer (sustained; bursts of twice that).
-    #[arg(long, default_value_t = crate::node::auth::Policy::DEFAULT_REQUESTS_PER_SECOND, value_name = "N")]
+    #[arg(long, default_value_t = crate::node::auth::Policy::DEFAULT_REQUESTS_PER_SECOND, value_name = "N", env = "MULE_RATE_LIMIT")]
     rate_limit: f64,
     /// Push chunk size in bytes.
-    #[arg(long, default_value_t = crate::protocol::push::DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1024..=crate::protocol::push::MAX_CHUNK as i64))]
+    #[arg(long, default_value_t = crate::protocol::push::DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1024..=crate::protocol::push::MAX_CHUNK as i64), env = "MULE_CHUNK_SIZE")]
     chunk_size: u32,
 }
 
