@@ -331,7 +331,10 @@ mod tests {
         let path = dir.path().join(KEY_FILE);
         write_private(&path, &[0x11; 32])?;
         let old = Identity::load_or_create(dir.path())?;
-        assert_eq!(old.public_key(), Identity::from_seed([0x11; 32]).public_key());
+        assert_eq!(
+            old.public_key(),
+            Identity::from_seed([0x11; 32]).public_key()
+        );
         let bytes = fs::read(&path)?;
         assert_eq!(bytes.len(), KEY_FILE_LEN, "rewritten in the new format");
         assert_eq!(&bytes[..8], b"mule-key");
@@ -360,12 +363,18 @@ mod tests {
                 b[..8].copy_from_slice(b"MULE-KEY");
                 b
             }),
-            ("random bytes of the new size", (0..KEY_FILE_LEN as u8).collect()),
+            (
+                "random bytes of the new size",
+                (0..KEY_FILE_LEN as u8).collect(),
+            ),
         ];
         for (what, bytes) in cases {
             write_private(&path, &bytes)?;
             let err = Identity::load_or_create(dir.path()).err();
-            assert!(matches!(err, Some(Error::Damaged { .. })), "{what}: {err:?}");
+            assert!(
+                matches!(err, Some(Error::Damaged { .. })),
+                "{what}: {err:?}"
+            );
             let text = err.map(|e| e.to_string()).unwrap_or_default();
             assert!(text.contains(&path.display().to_string()), "{what}: {text}");
             assert!(text.contains("restore it from a backup"), "{what}: {text}");

@@ -5,7 +5,7 @@
 //! is freed. So every place that writes goes through here, and `ENOSPC`/`EDQUOT` become
 //! [`Error::StorageFull`] (see `protocols/store.md`, "I/O errors").
 //!
-//! With the `testing` feature, [`DiskFull`] simulates a full disk without root or a small file
+//! With the `testing` feature, `DiskFull` simulates a full disk without root or a small file
 //! system: while it is on, every write that needs new space — past what a file already holds —
 //! fails with `ENOSPC`, the way a real full disk refuses new blocks but lets a file's existing
 //! blocks be overwritten.
@@ -212,7 +212,11 @@ mod fault {
             self.inner.lock_range(start, end)
         }
 
-        fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        fn lock_shared_range(
+            &self,
+            start: Bound<u64>,
+            end: Bound<u64>,
+        ) -> Result<(), BackendError> {
             self.inner.lock_shared_range(start, end)
         }
 
@@ -220,7 +224,11 @@ mod fault {
             self.inner.unlock_range(start, end)
         }
 
-        fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        fn query_lock_range(
+            &self,
+            start: Bound<u64>,
+            end: Bound<u64>,
+        ) -> Result<bool, BackendError> {
             self.inner.query_lock_range(start, end)
         }
     }

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::expiry::remove_message_rows;
+use super::slot::Slot;
 use super::tables::{
     self, name, Stored, BY_CREATED, DELIVERY, INLINE, MESSAGES, META, PARTIAL, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
 };
-use super::slot::Slot;
 use super::writer::WriterHandle;
 use super::{blocking, Config, Error, Inner, Store, CONTENT_DIR, INDEX_FILE, PARTIAL_DIR};
 use crate::message::MessageId;
