@@ -8,7 +8,8 @@
 //! With the `testing` feature, `DiskFull` simulates a full disk without root or a small file
 //! system: while it is on, every write that needs new space — past what a file already holds —
 //! fails with `ENOSPC`, the way a real full disk refuses new blocks but lets a file's existing
-//! blocks be overwritten.
+//! blocks be overwritten. Its harsher setting refuses every write, as a full copy-on-write file
+//! system (btrfs, zfs) does, where even an overwrite needs new blocks.
 
 use std::fs::File;
 use std::io;
@@ -75,7 +76,10 @@ pub(super) fn write_content(
 ) -> io::Result<()> {
     #[cfg(any(test, feature = "testing"))]
     if let Some(switch) = &config.disk_full {
-        if switch.is_on() && offset.saturating_add(data.len() as u64) > file.metadata()?.len() {
+        if switch.refuses(
+            offset.saturating_add(data.len() as u64),
+            file.metadata()?.len(),
+        ) {
             return Err(fault::no_space());
         }
     }
@@ -93,7 +97,7 @@ mod fault {
     use std::io;
     use std::ops::Bound;
     use std::path::Path;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
     use std::sync::Arc;
 
     use redb::backends::FileBackend;
@@ -103,7 +107,12 @@ mod fault {
     /// `testing`). Clones share the switch. Put one in [`super::Config::disk_full`], open the
     /// store, then turn it on and off.
     #[derive(Clone, Debug, Default)]
-    pub struct DiskFull(Arc<AtomicBool>);
+    pub struct DiskFull(Arc<AtomicU8>);
+
+    /// [`DiskFull`] settings.
+    const FREE: u8 = 0;
+    const FULL: u8 = 1;
+    const FULL_COPY_ON_WRITE: u8 = 2;
 
     impl DiskFull {
         /// A switch, off.
@@ -113,17 +122,27 @@ mod fault {
 
         /// From now on, writes that need new space fail with `ENOSPC`.
         pub fn fill(&self) {
-            self.0.store(true, Ordering::SeqCst);
+            self.0.store(FULL, Ordering::SeqCst);
+        }
+
+        /// From now on, every write fails with `ENOSPC`, even over bytes a file already holds,
+        /// as on a full copy-on-write file system.
+        pub fn fill_copy_on_write(&self) {
+            self.0.store(FULL_COPY_ON_WRITE, Ordering::SeqCst);
         }
 
         /// From now on, writes succeed again (space was freed).
         pub fn free(&self) {
-            self.0.store(false, Ordering::SeqCst);
+            self.0.store(FREE, Ordering::SeqCst);
         }
 
-        /// Whether the disk is full right now.
-        pub fn is_on(&self) -> bool {
-            self.0.load(Ordering::SeqCst)
+        /// Whether a write ending at `end` into a file holding `held` bytes is refused now.
+        pub(super) fn refuses(&self, end: u64, held: u64) -> bool {
+            match self.0.load(Ordering::SeqCst) {
+                FREE => false,
+                FULL => end > held,
+                _ => true,
+            }
         }
     }
 
@@ -184,7 +203,7 @@ mod fault {
 
         fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
             let end = offset.saturating_add(data.len() as u64);
-            if self.switch.is_on() && end > self.held.load(Ordering::SeqCst) {
+            if self.switch.refuses(end, self.held.load(Ordering::SeqCst)) {
                 return Err(no_space());
             }
             self.inner.write(offset, data)?;

@@ -127,10 +127,13 @@ fn commit_group(slot: &Slot, group: &mut Vec<Box<dyn Job>>) {
             }
             // The disk, not a job, is at fault: one by one would fail the same way.
             Err(Error::StorageFull { path }) => {
-                for job in group.drain(..) {
-                    job.answer(Err(Error::StorageFull { path: path.clone() }));
-                }
-                return;
+                return answer_all(group, || Error::StorageFull { path: path.clone() })
+            }
+            Err(Error::Unavailable { path, reason }) => {
+                return answer_all(group, || Error::Unavailable {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                })
             }
             Err(e) => {
                 tracing::debug!(error = %e, jobs = group.len(), "group commit failed; retrying jobs one by one")
@@ -140,6 +143,13 @@ fn commit_group(slot: &Slot, group: &mut Vec<Box<dyn Job>>) {
     for mut job in group.drain(..) {
         let result = on_disk(slot, |db| run_jobs(db, std::iter::once(&mut job)));
         job.answer(result);
+    }
+}
+
+/// Answers every job with an error made by `error`.
+fn answer_all(group: &mut Vec<Box<dyn Job>>, error: impl Fn() -> Error) {
+    for job in group.drain(..) {
+        job.answer(Err(error()));
     }
 }
 

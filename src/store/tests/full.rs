@@ -71,3 +71,60 @@ async fn full_disk_refuses_writes_and_recovers_when_space_is_freed() -> TestResu
     assert_eq!(store.len().await?, all.len() as u64);
     Ok(())
 }
+
+/// A disk that refuses every write (a full copy-on-write file system): the index cannot even be
+/// re-opened, so reads fail too, with [`Error::StorageFull`]; the first use after space is freed
+/// re-opens it. A transfer finishing meanwhile is not stored and not half-visible, and is
+/// received again afterwards.
+#[tokio::test]
+async fn disk_refusing_every_write_heals_on_first_use_after_freeing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let disk = DiskFull::new();
+    let config = Config {
+        disk_full: Some(disk.clone()),
+        ..Config::default()
+    };
+    let store = Store::open(dir.path(), config).await?;
+    let early = early()?;
+    for (h, content) in &early {
+        store.put(h.clone(), content.clone()).await?;
+    }
+    let content = big(500_000, 30);
+    let h = header(&content, 60_000, NOW + 30)?;
+    let mut t = store.begin_write(h.clone()).await?;
+    t.append(0, content.clone()).await?;
+
+    disk.fill_copy_on_write();
+    let err = t.finish().await.err();
+    assert!(matches!(err, Some(Error::StorageFull { .. })), "{err:?}");
+    let err = store.get(early[0].0.id).await.err();
+    assert!(matches!(err, Some(Error::StorageFull { .. })), "{err:?}");
+    let small = b"while full".to_vec();
+    let h_small = header(&small, 60_000, NOW + 31)?;
+    let err = store.put(h_small.clone(), small.clone()).await.err();
+    assert!(matches!(err, Some(Error::StorageFull { .. })), "{err:?}");
+
+    disk.free();
+    assert_readable(&store, &early).await?;
+    assert!(!store.exists(h.id).await?);
+    store.put(h_small.clone(), small.clone()).await?;
+    // The bytes could not be kept (the index was unreadable when the finish failed): the
+    // message is received again from the start.
+    let mut t = store.begin_write(h.clone()).await?;
+    let at = t.offset();
+    t.append(at, content[at as usize..].to_vec()).await?;
+    t.finish().await?;
+
+    let mut all = early;
+    all.push((h_small, small));
+    all.push((h, content));
+    assert_readable(&store, &all).await?;
+    store.close().await?;
+    let store = open(dir.path()).await?;
+    assert_readable(&store, &all).await?;
+    assert_eq!(store.len().await?, all.len() as u64);
+    // The two file-backed messages' files, and no orphan.
+    assert_eq!(std::fs::read_dir(dir.path().join("content"))?.count(), 2);
+    assert_eq!(std::fs::read_dir(dir.path().join("partial"))?.count(), 0);
+    Ok(())
+}
