@@ -38,7 +38,7 @@ pub enum Damage {
         /// Its size.
         len: u64,
     },
-    /// Does not start with [`MAGIC`].
+    /// Does not start with the tag `mule-key`.
     #[error("it does not start with the tag \"mule-key\", so it is not a mule key file")]
     Tag,
     /// A key type other than ed25519.

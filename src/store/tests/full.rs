@@ -23,19 +23,25 @@ async fn assert_readable(store: &Store, messages: &[(Header, Vec<u8>)]) -> TestR
     Ok(())
 }
 
-#[tokio::test]
-async fn full_disk_refuses_writes_and_recovers_when_space_is_freed() -> TestResult {
-    let dir = tempfile::tempdir()?;
+/// A store on a disk with a [`DiskFull`] switch (off), holding [`early`]'s messages.
+async fn filled_store(dir: &Path) -> anyhow::Result<(Store, DiskFull, Vec<(Header, Vec<u8>)>)> {
     let disk = DiskFull::new();
     let config = Config {
         disk_full: Some(disk.clone()),
         ..Config::default()
     };
-    let store = Store::open(dir.path(), config).await?;
+    let store = Store::open(dir, config).await?;
     let early = early()?;
     for (h, content) in &early {
         store.put(h.clone(), content.clone()).await?;
     }
+    Ok((store, disk, early))
+}
+
+#[tokio::test]
+async fn full_disk_refuses_writes_and_recovers_when_space_is_freed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (store, disk, early) = filled_store(dir.path()).await?;
 
     disk.fill();
     // An inline message: the index must grow to hold it.
@@ -79,16 +85,7 @@ async fn full_disk_refuses_writes_and_recovers_when_space_is_freed() -> TestResu
 #[tokio::test]
 async fn disk_refusing_every_write_heals_on_first_use_after_freeing() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let disk = DiskFull::new();
-    let config = Config {
-        disk_full: Some(disk.clone()),
-        ..Config::default()
-    };
-    let store = Store::open(dir.path(), config).await?;
-    let early = early()?;
-    for (h, content) in &early {
-        store.put(h.clone(), content.clone()).await?;
-    }
+    let (store, disk, early) = filled_store(dir.path()).await?;
     let content = big(500_000, 30);
     let h = header(&content, 60_000, NOW + 30)?;
     let mut t = store.begin_write(h.clone()).await?;
