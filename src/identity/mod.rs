@@ -1,23 +1,32 @@
 //! Node identity: one ed25519 key per node, kept in `<data-dir>/identity.key`.
 //!
 //! The same key signs the messages this node originates and is the node's libp2p identity, so a
-//! peer that authenticated a connection (noise) knows the [`PeerId`] that signed a header. The key
-//! file holds the 32-byte ed25519 secret seed and nothing else; it is created on first use with
-//! mode 0600 and refused if anyone but the owner may read it.
+//! peer that authenticated a connection (noise) knows the [`PeerId`] that signed a header.
+//!
+//! The key file (format in `protocols/identity.md`, code in `file.rs`) holds the 32-byte ed25519
+//! secret seed between a tag and a checksum, so a damaged file is refused with
+//! [`Error::Damaged`] rather than silently read as another key: a node's identity is its peer id,
+//! and a new one loses every peer's trust in the old. A new key is created only when no file
+//! exists. The file is written atomically with mode 0600 and refused if anyone but the owner may
+//! read it. The old format, the bare 32-byte seed, is still read and rewritten in the new one.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+mod file;
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer, SigningKey};
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 
+pub use file::{Damage, KEY_FILE_LEN, LEGACY_KEY_FILE_LEN};
+
 /// File name of the key inside the data dir.
 pub const KEY_FILE: &str = "identity.key";
-/// Size of the key file: a raw ed25519 secret seed.
-pub const KEY_FILE_LEN: usize = 32;
+/// Size of an ed25519 secret seed, from which the whole key is derived.
+pub const SEED_LEN: usize = 32;
 /// Environment variable naming the data dir when `--data-dir` is not given.
 pub const DATA_DIR_ENV: &str = "MULE_DATA_DIR";
 
@@ -34,13 +43,22 @@ pub enum Error {
         /// Its mode bits.
         mode: u32,
     },
-    /// The key file is not a 32-byte ed25519 seed.
-    #[error("key file {path} holds {len} bytes; an ed25519 key file holds exactly {KEY_FILE_LEN}")]
-    WrongSize {
+    /// The key file exists but is not a whole key: using it would make this node someone else,
+    /// and making a new key would throw away its identity, so neither happens without a person.
+    #[error("key file {path} is damaged: {damage}; restore it from a backup, or move it away to start over with a new identity (a new peer id)")]
+    Damaged {
         /// The key file.
         path: PathBuf,
-        /// Its size in bytes.
-        len: u64,
+        /// What is wrong.
+        damage: Damage,
+    },
+    /// The key file is in a format version this mule does not know: a newer mule wrote it.
+    #[error("key file {path} has format version {version}, but this mule reads version {}; use a newer mule", file::VERSION)]
+    UnknownVersion {
+        /// The key file.
+        path: PathBuf,
+        /// The version it claims.
+        version: u8,
     },
     /// Reading or writing the key file failed.
     #[error("key file {path}: {source}")]
@@ -74,13 +92,13 @@ impl Identity {
     /// A fresh random identity (tests, and first start).
     pub fn generate() -> Self {
         use rand::RngCore;
-        let mut seed = [0u8; KEY_FILE_LEN];
+        let mut seed = [0u8; SEED_LEN];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         Self::from_seed(seed)
     }
 
     /// The identity for a known 32-byte seed (test vectors, key files).
-    pub fn from_seed(seed: [u8; KEY_FILE_LEN]) -> Self {
+    pub fn from_seed(seed: [u8; SEED_LEN]) -> Self {
         let signing = SigningKey::from_bytes(&seed);
         let ed = libp2p::identity::ed25519::SecretKey::try_from_bytes(seed)
             .map(libp2p::identity::ed25519::Keypair::from)
@@ -104,13 +122,14 @@ impl Identity {
         }
     }
 
-    /// Loads a key file, refusing wide permissions and wrong sizes.
+    /// Loads a key file, refusing wide permissions and damaged contents. A file in the old raw
+    /// format is rewritten in the current one (if that fails, it is still used, with a warning).
     pub fn load(path: &Path) -> Result<Self, Error> {
         let io_err = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
-        let mut file = fs::File::open(path).map_err(io_err)?;
+        let file = fs::File::open(path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
@@ -119,52 +138,60 @@ impl Identity {
                 mode,
             });
         }
-        if meta.len() != KEY_FILE_LEN as u64 {
-            return Err(Error::WrongSize {
+        // Sizes are checked before reading, so a huge file is not read into memory.
+        if meta.len() != KEY_FILE_LEN as u64 && meta.len() != LEGACY_KEY_FILE_LEN as u64 {
+            return Err(Error::Damaged {
                 path: path.to_owned(),
-                len: meta.len(),
+                damage: Damage::Size { len: meta.len() },
             });
         }
-        let mut seed = [0u8; KEY_FILE_LEN];
-        file.read_exact(&mut seed).map_err(io_err)?;
-        Ok(Self::from_seed(seed))
+        let mut bytes = Vec::with_capacity(KEY_FILE_LEN);
+        file.take(KEY_FILE_LEN as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
+        let decoded = file::decode(&bytes).map_err(|e| match e {
+            file::DecodeError::Damaged(damage) => Error::Damaged {
+                path: path.to_owned(),
+                damage,
+            },
+            file::DecodeError::Version(version) => Error::UnknownVersion {
+                path: path.to_owned(),
+                version,
+            },
+        })?;
+        if decoded.legacy {
+            match file::write_atomically(path, &file::encode(&decoded.seed), file::Put::Replace) {
+                Ok(()) => {
+                    // The old format has no check: say which identity it gave, for a person to
+                    // compare with the one they expect.
+                    tracing::warn!(path = %path.display(), peer_id = %Self::from_seed(decoded.seed).peer_id(), "read an old-format key file (no checksum) and rewrote it in the current format")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not rewrite the old-format key file; using it as it is")
+                }
+            }
+        }
+        Ok(Self::from_seed(decoded.seed))
     }
 
     fn create(dir: &Path, path: &Path) -> Result<Self, Error> {
-        let io_err = |source| Error::Io {
-            path: path.to_owned(),
-            source,
-        };
         fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_owned(),
             source,
         })?;
         let identity = Self::generate();
-        // Write to a temporary name and rename, so a crash never leaves a short key file.
-        let tmp = dir.join(format!("{KEY_FILE}.tmp"));
-        let _ = fs::remove_file(&tmp);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err)?;
-        file.write_all(identity.signing.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io_err)?;
-        // create_new(false) would race another process creating the key; link fails if it exists.
-        match fs::hard_link(&tmp, path) {
+        let bytes = file::encode(identity.signing.as_bytes());
+        match file::write_atomically(path, &bytes, file::Put::New) {
             Ok(()) => {
-                let _ = fs::remove_file(&tmp);
-                sync_dir(dir).map_err(io_err)?;
                 tracing::info!(path = %path.display(), peer_id = %identity.peer_id(), "created a new identity");
                 Ok(identity)
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = fs::remove_file(&tmp);
-                Self::load(path)
-            }
-            Err(e) => Err(io_err(e)),
+            // Another process created it meanwhile: that one is the identity.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::load(path),
+            Err(source) => Err(Error::Io {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
@@ -259,15 +286,106 @@ mod tests {
     fn refuses_malformed_key() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join(KEY_FILE);
-        fs::write(&path, b"not a key")?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        write_private(&path, b"not a key")?;
         let err = Identity::load_or_create(dir.path()).err();
         assert!(
-            matches!(err, Some(Error::WrongSize { len: 9, .. })),
+            matches!(
+                err,
+                Some(Error::Damaged {
+                    damage: Damage::Size { len: 9 },
+                    ..
+                })
+            ),
             "{err:?}"
         );
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("holds 9 bytes"), "{text}");
+        // Nothing was replaced.
+        assert_eq!(fs::read(&path)?, b"not a key");
+        Ok(())
+    }
+
+    fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+        fs::write(path, bytes)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+    }
+
+    #[test]
+    fn new_key_file_is_tagged_and_round_trips() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let a = Identity::load_or_create(dir.path())?;
+        let bytes = fs::read(dir.path().join(KEY_FILE))?;
+        assert_eq!(bytes.len(), KEY_FILE_LEN);
+        assert_eq!(&bytes[..8], b"mule-key");
+        assert_eq!(&bytes[10..42], a.signing.as_bytes());
+        let b = Identity::load(&dir.path().join(KEY_FILE))?;
+        assert_eq!(a.public_key(), b.public_key());
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn old_raw_key_file_loads_and_is_upgraded() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(KEY_FILE);
+        write_private(&path, &[0x11; 32])?;
+        let old = Identity::load_or_create(dir.path())?;
+        assert_eq!(
+            old.public_key(),
+            Identity::from_seed([0x11; 32]).public_key()
+        );
+        let bytes = fs::read(&path)?;
+        assert_eq!(bytes.len(), KEY_FILE_LEN, "rewritten in the new format");
+        assert_eq!(&bytes[..8], b"mule-key");
+        let mode = fs::metadata(&path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = Identity::load_or_create(dir.path())?;
+        assert_eq!(again.public_key(), old.public_key());
+        Ok(())
+    }
+
+    #[test]
+    fn damaged_key_file_is_refused_not_replaced() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(KEY_FILE);
+        let original = Identity::load_or_create(dir.path())?;
+        let good = fs::read(&path)?;
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("flipped seed byte", {
+                let mut b = good.clone();
+                b[20] ^= 0x04;
+                b
+            }),
+            ("truncated", good[..KEY_FILE_LEN - 1].to_vec()),
+            ("wrong tag", {
+                let mut b = good.clone();
+                b[..8].copy_from_slice(b"MULE-KEY");
+                b
+            }),
+            (
+                "random bytes of the new size",
+                (0..KEY_FILE_LEN as u8).collect(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            write_private(&path, &bytes)?;
+            let err = Identity::load_or_create(dir.path()).err();
+            assert!(
+                matches!(err, Some(Error::Damaged { .. })),
+                "{what}: {err:?}"
+            );
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(text.contains(&path.display().to_string()), "{what}: {text}");
+            assert!(text.contains("restore it from a backup"), "{what}: {text}");
+            assert!(text.contains("move it away"), "{what}: {text}");
+            assert_eq!(fs::read(&path)?, bytes, "{what}: the file was changed");
+        }
+        write_private(&path, &good)?;
+        assert_eq!(
+            Identity::load_or_create(dir.path())?.public_key(),
+            original.public_key()
+        );
         Ok(())
     }
 

@@ -43,6 +43,10 @@ pub enum Code {
     BadRequest,
     /// The requested message is not here (repository pulls).
     NotFound,
+    /// The receiver's disk is full: it stored nothing. Unlike `busy`, it says the receiver will
+    /// not take new messages until space is freed there, so retry much later; nothing is wrong
+    /// with the message.
+    StorageFull,
 }
 
 impl Code {
@@ -78,6 +82,7 @@ impl Code {
             Code::NotAuthorized => "not-authorized",
             Code::BadRequest => "bad-request",
             Code::NotFound => "not-found",
+            Code::StorageFull => "storage-full",
         }
     }
 }

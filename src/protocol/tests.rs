@@ -114,6 +114,21 @@ fn fatal_codes() {
     assert!(!Code::Busy.is_fatal());
     assert!(!Code::IncorrectOffset { have: 1 }.is_fatal());
     assert!(!Code::AlreadySeen.is_fatal());
+    assert!(!Code::StorageFull.is_fatal());
+}
+
+/// `storage-full` is a plain kebab-case string, like every code without data.
+#[test]
+fn storage_full_wire_form() -> anyhow::Result<()> {
+    assert_eq!(Code::StorageFull.name(), "storage-full");
+    assert_eq!(
+        hex::encode(cbor4ii::serde::to_vec(Vec::new(), &Code::StorageFull)?),
+        // "storage-full"
+        "6c73746f726167652d66756c6c"
+    );
+    let back: Code = cbor4ii::serde::from_slice(&hex::decode("6c73746f726167652d66756c6c")?)?;
+    assert_eq!(back, Code::StorageFull);
+    Ok(())
 }
 
 proptest! {
@@ -220,6 +235,13 @@ mod vectors {
                 cbor(&push::Response::Error(WireError::new(
                     Code::IncorrectOffset { have: 5 },
                     "incorrect offset (got 10, have 5)",
+                )))?,
+            ),
+            (
+                "push-response-storage-full",
+                cbor(&push::Response::Error(WireError::new(
+                    Code::StorageFull,
+                    "receiver storage is full; retry later",
                 )))?,
             ),
             (

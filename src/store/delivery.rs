@@ -1,7 +1,7 @@
 //! Per-(message, peer) delivery state: what a sync with a peer still has to do. Rows live in
 //! `delivery-1` and go when their message is collected ([`super::expiry`]).
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::tables::{self, Delivery, Stored, BY_CREATED, DELIVERY, MESSAGES};
 use super::{blocking, Error, PeerKey, Store};
@@ -17,7 +17,7 @@ impl Store {
     ) -> Result<Vec<(Stored, Option<Delivery>)>, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let messages = read.open_table(MESSAGES)?;
             let delivery = read.open_table(DELIVERY)?;
             let mut out = Vec::with_capacity(ids.len());
@@ -47,7 +47,7 @@ impl Store {
     ) -> Result<Vec<(Stored, Option<Delivery>)>, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let by_created = read.open_table(BY_CREATED)?;
             let messages = read.open_table(MESSAGES)?;
             let delivery = read.open_table(DELIVERY)?;
@@ -77,7 +77,7 @@ impl Store {
     pub async fn delivery(&self, id: MessageId, peer: PeerKey) -> Result<Option<Delivery>, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let table = read.open_table(DELIVERY)?;
             let row = table.get((id.as_bytes().as_slice(), peer.as_bytes()))?;
             row.map(|v| tables::decode(v.value())).transpose()

@@ -85,6 +85,23 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// The disk holding the store is full (or the user's quota is used up), so the write was not
+    /// made. Nothing stored before is lost, and reads go on. Transient: the store re-opens its
+    /// index by itself and accepts writes again once space is freed, so retry later.
+    #[error("no space left on the disk holding {path}: the write was not made; free some space and it will succeed again")]
+    StorageFull {
+        /// The file that could not grow (the index or a content file).
+        path: PathBuf,
+    },
+    /// The index could not be re-opened after an I/O error; every use tries again. Nothing
+    /// committed is lost.
+    #[error("store index {path} is unavailable after an I/O error ({reason}); it is re-opened on the next use")]
+    Unavailable {
+        /// The redb file.
+        path: PathBuf,
+        /// Why the last re-open failed.
+        reason: String,
+    },
     /// `close` was called while other handles to the store are alive.
     #[error("store is still in use by other handles")]
     InUse,
@@ -94,9 +111,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// A file operation's failure on `path`; "no space left" becomes [`Error::StorageFull`].
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| Error::Io { path, source }
+        move |source| {
+            if super::disk::is_full(&source) {
+                Error::StorageFull { path }
+            } else {
+                Error::Io { path, source }
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Expiry: removing messages past their lifespan, and partial transfers nobody is writing, with
 //! their files and delivery state. Rows go first, files after (see `protocols/store.md`).
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{self, PartialRecord, Stored, BY_CREATED, DELIVERY, INLINE, MESSAGES, PARTIAL};
 use super::{blocking, remove_if_exists, Error, Store};
@@ -69,7 +69,7 @@ impl Store {
 
     /// Scans for complete messages and partial transfers that expired before `now_ms`.
     fn find_expired(&self, now_ms: u64) -> Result<Expired, Error> {
-        let read = self.inner.db.begin_read()?;
+        let read = self.begin_read()?;
         let mut messages = Vec::new();
         for row in read.open_table(MESSAGES)?.iter()? {
             let (_, value) = row?;

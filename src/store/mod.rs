@@ -29,15 +29,19 @@
 //! - `delivery.rs`: per-(message, peer) delivery state.
 //! - `expiry.rs`: collecting expired messages and transfers.
 //! - `writer.rs`: the single writer thread and its group commit.
+//! - `slot.rs`: the database handle, re-opened after an I/O error (`protocols/store.md`, "I/O
+//!   errors"); `disk.rs`: opening the file, content writes, telling a full disk apart.
 //! - `tables.rs`: table definitions and record encoding; `error.rs`: [`Error`];
 //!   `peer.rs`: [`PeerKey`].
 
 mod delivery;
+mod disk;
 mod error;
 mod expiry;
 mod open;
 mod peer;
 mod read;
+mod slot;
 mod tables;
 mod transfer;
 mod write;
@@ -49,8 +53,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use redb::Database;
-
+#[cfg(any(test, feature = "testing"))]
+pub use disk::DiskFull;
 pub use error::Error;
 pub use open::Recovery;
 pub use peer::PeerKey;
@@ -59,6 +63,7 @@ pub use tables::{Delivery, Stored};
 pub use transfer::Transfer;
 
 use crate::message::MessageId;
+use slot::{Slot, Snapshot};
 use writer::WriterHandle;
 
 /// Store settings.
@@ -69,6 +74,9 @@ pub struct Config {
     pub inline_max: u64,
     /// redb page cache.
     pub cache_bytes: usize,
+    /// Simulates a full disk (tests only): see [`DiskFull`].
+    #[cfg(any(test, feature = "testing"))]
+    pub disk_full: Option<DiskFull>,
 }
 
 impl Config {
@@ -83,6 +91,8 @@ impl Default for Config {
         Self {
             inline_max: Self::DEFAULT_INLINE_MAX,
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
+            #[cfg(any(test, feature = "testing"))]
+            disk_full: None,
         }
     }
 }
@@ -94,7 +104,8 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    /// The index; shared with the writer thread, which re-opens it after an I/O error.
+    db: Arc<Slot>,
     dir: PathBuf,
     config: Config,
     writer: WriterHandle,
@@ -159,6 +170,11 @@ impl Store {
     /// The directory the store lives in.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// A read snapshot of the index.
+    fn begin_read(&self) -> Result<Snapshot, Error> {
+        self.inner.db.begin_read()
     }
 
     fn content_path(&self, id: &MessageId) -> PathBuf {

@@ -6,9 +6,10 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::expiry::remove_message_rows;
+use super::slot::Slot;
 use super::tables::{
     self, name, Stored, BY_CREATED, DELIVERY, INLINE, MESSAGES, META, PARTIAL, SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
@@ -50,10 +51,8 @@ impl Store {
         for sub in [dir.clone(), dir.join(CONTENT_DIR), dir.join(PARTIAL_DIR)] {
             fs::create_dir_all(&sub).map_err(Error::io(&sub))?;
         }
-        let db = redb::Builder::new()
-            .set_cache_size(config.cache_bytes)
-            .create(dir.join(INDEX_FILE))?;
-        let txn = db.begin_write()?;
+        let db = Slot::open(dir.join(INDEX_FILE), config.clone())?;
+        let txn = db.get()?.begin_write()?;
         prepare_tables(&txn)?;
         txn.commit()?;
         let db = Arc::new(db);
@@ -83,7 +82,7 @@ impl Store {
         report.orphan_partial_rows = dead.partial.len();
         report.missing_content_rows = dead.messages.len();
         if !dead.partial.is_empty() || !dead.messages.is_empty() {
-            let txn = self.inner.db.begin_write()?;
+            let txn = self.inner.db.get()?.begin_write()?;
             {
                 let mut partial = txn.open_table(PARTIAL)?;
                 for key in &dead.partial {
@@ -102,7 +101,7 @@ impl Store {
     /// id), and file-backed message rows without `content/<id>`.
     fn find_dead_rows(&self) -> Result<DeadRows, Error> {
         let mut dead = DeadRows::default();
-        let read = self.inner.db.begin_read()?;
+        let read = self.begin_read()?;
         for row in read.open_table(PARTIAL)?.iter()? {
             let (key, _) = row?;
             let alive = MessageId::from_slice(key.value())
@@ -124,7 +123,7 @@ impl Store {
 
     /// Removes files in `partial/` and `content/` that no row claims (or whose name is no id).
     fn sweep_orphan_files(&self, report: &mut Recovery) -> Result<(), Error> {
-        let read = self.inner.db.begin_read()?;
+        let read = self.begin_read()?;
         let messages = read.open_table(MESSAGES)?;
         let partial = read.open_table(PARTIAL)?;
         for (sub, is_content) in [(PARTIAL_DIR, false), (CONTENT_DIR, true)] {

@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use redb::ReadableTableMetadata;
 
 use super::tables::{self, name, Stored, BY_CREATED, INLINE, MESSAGES, PARTIAL};
 use super::{blocking, Error, Store};
@@ -53,7 +53,7 @@ impl Store {
     pub async fn offset(&self, id: MessageId) -> Result<Offset, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let key = id.as_bytes().as_slice();
             if read.open_table(MESSAGES)?.get(key)?.is_some() {
                 return Ok(Offset::Complete);
@@ -80,7 +80,7 @@ impl Store {
     pub async fn has(&self, ids: Vec<MessageId>) -> Result<Vec<bool>, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let messages = read.open_table(MESSAGES)?;
             ids.iter()
                 .map(|id| Ok(messages.get(id.as_bytes().as_slice())?.is_some()))
@@ -95,8 +95,8 @@ impl Store {
         blocking(move || store.get_blocking(&id)).await
     }
 
-    fn get_blocking(&self, id: &MessageId) -> Result<Option<Stored>, Error> {
-        let read = self.inner.db.begin_read()?;
+    pub(super) fn get_blocking(&self, id: &MessageId) -> Result<Option<Stored>, Error> {
+        let read = self.begin_read()?;
         let messages = read.open_table(MESSAGES)?;
         let row = messages.get(id.as_bytes().as_slice())?;
         row.map(|v| tables::decode(v.value())).transpose()
@@ -111,7 +111,7 @@ impl Store {
     fn read_blocking(&self, id: &MessageId) -> Result<(Stored, Content), Error> {
         let stored = self.get_blocking(id)?.ok_or(Error::NotFound(*id))?;
         let content = if stored.inline {
-            let read = self.inner.db.begin_read()?;
+            let read = self.begin_read()?;
             let inline = read.open_table(INLINE)?;
             let bytes = inline
                 .get(id.as_bytes().as_slice())?
@@ -136,7 +136,7 @@ impl Store {
     ) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let inline = read.open_table(INLINE)?;
             ids.iter()
                 .map(|id| {
@@ -183,7 +183,7 @@ impl Store {
     ) -> Result<Vec<Stored>, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             let by_created = read.open_table(BY_CREATED)?;
             let messages = read.open_table(MESSAGES)?;
             let mut out = Vec::new();
@@ -219,7 +219,7 @@ impl Store {
     pub async fn len(&self) -> Result<u64, Error> {
         let store = self.clone();
         blocking(move || {
-            let read = store.inner.db.begin_read()?;
+            let read = store.begin_read()?;
             Ok(read.open_table(MESSAGES)?.len()?)
         })
         .await

@@ -2,7 +2,6 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use redb::ReadableTable;
@@ -10,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::tables::{self, PartialRecord, MESSAGES, PARTIAL};
 use super::write::{insert_message, record_source};
-use super::{blocking, Error, PeerKey, Store, Stored};
+use super::{blocking, disk, Error, PeerKey, Store, Stored};
 use crate::message::{Header, MessageId};
 
 /// An open transfer: append chunks at the held offset, then [`Transfer::finish`].
@@ -126,8 +125,10 @@ impl Transfer {
             return Err(Error::Shutdown);
         };
         let path = self.store.partial_path(&self.header.id);
+        let store = self.store.clone();
         let (file, hasher) = blocking(move || {
-            file.write_all_at(&data, offset).map_err(Error::io(&path))?;
+            disk::write_content(&store.inner.config, &file, &data, offset)
+                .map_err(Error::io(&path))?;
             hasher.update(&data);
             Ok((file, hasher))
         })
@@ -196,6 +197,8 @@ impl Transfer {
         if inline {
             let path = store.partial_path(&id);
             blocking(move || super::remove_if_exists(&path)).await?;
+        } else if result.is_err() {
+            store.unfinish(id).await;
         }
         result?;
         tracing::debug!(id = %id.short(), length = stored.header.length, "stored message");
@@ -215,6 +218,30 @@ impl Transfer {
             .await?;
         let path = self.store.partial_path(&id);
         blocking(move || super::remove_if_exists(&path)).await
+    }
+}
+
+impl Store {
+    /// Undoes [`Transfer::finish`]'s rename when the index row did not commit (the disk is full,
+    /// say): the bytes go back to `partial/`, where the partial row, still committed, keeps them,
+    /// and a later transfer resumes at the full length instead of receiving them again. If the
+    /// row did commit after all, or the index cannot be read now, the file stays where it is;
+    /// start-up recovery removes a content file without a row.
+    async fn unfinish(&self, id: MessageId) {
+        let store = self.clone();
+        let result = blocking(move || {
+            if store.get_blocking(&id)?.is_some() {
+                return Ok(());
+            }
+            let (content, partial) = (store.content_path(&id), store.partial_path(&id));
+            fs::rename(&content, &partial).map_err(Error::io(&partial))?;
+            let dir = store.inner.dir.join(super::PARTIAL_DIR);
+            crate::identity::sync_dir(&dir).map_err(Error::io(&dir))
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(id = %id.short(), error = %e, "could not move an uncommitted content file back; start-up recovery removes it");
+        }
     }
 }
 

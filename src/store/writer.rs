@@ -5,12 +5,19 @@
 //! then answers each job. A job is answered only after its commit is durable: an acknowledged
 //! write survives a crash. If one job fails, the group is rolled back and each job is re-run in
 //! a transaction of its own, so one bad job cannot take others down with it.
+//!
+//! An I/O error makes redb refuse all later work until it is re-opened, so after one the thread
+//! re-opens the database ([`Slot::reopen`]) before it answers: a full disk is answered
+//! [`Error::StorageFull`] and the next write, once space is freed, succeeds
+//! (`protocols/store.md`, "I/O errors").
 
 use std::sync::Arc;
 
 use redb::{Database, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::disk::{self, Failure};
+use super::slot::Slot;
 use super::Error;
 
 /// Jobs waiting at most; producers wait (back-pressure) beyond this.
@@ -69,7 +76,7 @@ pub(crate) type Joiner = std::thread::JoinHandle<()>;
 
 impl WriterHandle {
     /// Starts the writer thread. It ends when every handle is dropped.
-    pub(crate) fn spawn(db: Arc<Database>) -> Result<(Self, Joiner), Error> {
+    pub(crate) fn spawn(db: Arc<Slot>) -> Result<(Self, Joiner), Error> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let joiner = std::thread::Builder::new()
             .name("mule-store-writer".into())
@@ -95,7 +102,7 @@ impl WriterHandle {
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(slot: Arc<Slot>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
@@ -105,18 +112,28 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        commit_group(&db, &mut group);
+        commit_group(&slot, &mut group);
     }
 }
 
-fn commit_group(db: &Database, group: &mut Vec<Box<dyn Job>>) {
+fn commit_group(slot: &Slot, group: &mut Vec<Box<dyn Job>>) {
     if group.len() > 1 {
-        match run_jobs(db, group.iter_mut()) {
+        match on_disk(slot, |db| run_jobs(db, group.iter_mut())) {
             Ok(()) => {
                 for job in group.drain(..) {
                     job.answer(Ok(()));
                 }
                 return;
+            }
+            // The disk, not a job, is at fault: one by one would fail the same way.
+            Err(Error::StorageFull { path }) => {
+                return answer_all(group, || Error::StorageFull { path: path.clone() })
+            }
+            Err(Error::Unavailable { path, reason }) => {
+                return answer_all(group, || Error::Unavailable {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                })
             }
             Err(e) => {
                 tracing::debug!(error = %e, jobs = group.len(), "group commit failed; retrying jobs one by one")
@@ -124,8 +141,49 @@ fn commit_group(db: &Database, group: &mut Vec<Box<dyn Job>>) {
         }
     }
     for mut job in group.drain(..) {
-        let result = run_jobs(db, std::iter::once(&mut job));
+        let result = on_disk(slot, |db| run_jobs(db, std::iter::once(&mut job)));
         job.answer(result);
+    }
+}
+
+/// Answers every job with an error made by `error`.
+fn answer_all(group: &mut Vec<Box<dyn Job>>, error: impl Fn() -> Error) {
+    for job in group.drain(..) {
+        job.answer(Err(error()));
+    }
+}
+
+/// Runs `work` on the current database. After an I/O error it re-opens the database, so the next
+/// write finds a working one; a full disk becomes [`Error::StorageFull`]. If redb refused because
+/// of an earlier error (the work never reached the disk), the work is run once more on the
+/// re-opened database.
+fn on_disk(slot: &Slot, mut work: impl FnMut(&Database) -> Result<(), Error>) -> Result<(), Error> {
+    let mut retried = false;
+    loop {
+        let db = slot.get()?;
+        let result = work(&db);
+        // The re-open below waits for every handle to the old database, this one included.
+        drop(db);
+        let Err(e) = result else {
+            return Ok(());
+        };
+        let Some(failure) = disk::failure(&e) else {
+            return Err(e);
+        };
+        tracing::warn!(error = %e, ?failure, "store write failed on disk; re-opening the index");
+        slot.reopen();
+        match failure {
+            Failure::Latched if !retried => retried = true,
+            Failure::Full => {
+                return Err(match e {
+                    Error::StorageFull { path } => Error::StorageFull { path },
+                    _ => Error::StorageFull {
+                        path: slot.path().to_owned(),
+                    },
+                })
+            }
+            Failure::Io | Failure::Latched => return Err(e),
+        }
     }
 }
 

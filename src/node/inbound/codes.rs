@@ -55,6 +55,11 @@ pub(super) fn store_error(e: store::Error) -> WireError {
         store::Error::ContentMismatch(_) => err(Code::ContentMismatch, e.to_string()),
         store::Error::NotFound(_) => err(Code::NotFound, e.to_string()),
         store::Error::OutOfRange { .. } => err(Code::BadRequest, e.to_string()),
+        // Transient: the store takes writes again by itself once space is freed.
+        store::Error::StorageFull { .. } => {
+            tracing::warn!(error = %e, "refused a message: storage full");
+            err(Code::StorageFull, "receiver storage is full; retry later")
+        }
         // Our own trouble (disk, shutdown): the peer may retry later.
         other => {
             tracing::error!(error = %other, "store failure while serving a request");

@@ -9,6 +9,7 @@ use crate::message::{Draft, Header};
 mod delivery;
 mod expiry;
 mod format;
+mod full;
 mod open;
 mod write;
 
