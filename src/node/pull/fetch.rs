@@ -157,7 +157,10 @@ impl Puller {
         self.ctx
             .auth
             .sender(header)
-            .map_err(|source| PullError::Denied { id, source })?;
+            .map_err(|source| PullError::Denied {
+                id,
+                source: Box::new(source),
+            })?;
         relay::accepts(header, &self.ctx.me, self.ctx.config.relay, now_ms())
             .map_err(|source| PullError::NotTaken { id, source })
     }
@@ -257,16 +260,16 @@ impl Puller {
 /// local store (stop). A refusal of one pull (`not-found`: the message expired meanwhile;
 /// `busy`; a rate limit) skips the message; a later pull takes it.
 fn skips_only_the_message(e: &PullError) -> bool {
-    match e {
+    matches!(
+        e,
         PullError::InvalidHeader { .. }
-        | PullError::Denied { .. }
-        | PullError::NotTaken { .. }
-        | PullError::Refused { .. } => true,
-        PullError::Store(
-            store::Error::ContentMismatch(_)
-            | store::Error::AlreadyStored(_)
-            | store::Error::Busy(_),
-        ) => true,
-        _ => false,
-    }
+            | PullError::Denied { .. }
+            | PullError::NotTaken { .. }
+            | PullError::Refused { .. }
+            | PullError::Store(
+                store::Error::ContentMismatch(_)
+                    | store::Error::AlreadyStored(_)
+                    | store::Error::Busy(_),
+            )
+    )
 }

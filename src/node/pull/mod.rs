@@ -140,9 +140,9 @@ pub enum PullError {
     Denied {
         /// The message.
         id: MessageId,
-        /// Why.
+        /// Why (boxed: it is large, and rare).
         #[source]
-        source: Denied,
+        source: Box<Denied>,
     },
     /// The relay policy refuses the message (a node that does not relay takes only its own).
     #[error("message {id}: {source}")]
