@@ -17,14 +17,21 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// Several `repo::MAX_PULL` ranges, and not a multiple of one.
 const LARGE: usize = 3 * 1024 * 1024 + 12_345;
 
-/// A mule whose `out` list denies `islander`: it never pushes there, whatever the ring says.
-async fn mule_denying(islander: PeerId) -> anyhow::Result<(TestNode, tempfile::TempDir)> {
+/// An access-list file whose `out` list denies `islander`: a node using it never pushes
+/// there, whatever its ring says.
+fn acl_denying(islander: PeerId) -> anyhow::Result<(std::path::PathBuf, tempfile::TempDir)> {
     let acl_dir = tempfile::tempdir()?;
     let acl = acl_dir.path().join("access.toml");
     std::fs::write(
         &acl,
         format!("[[out]]\nallow = [\"*\"]\ndeny = [\"{islander}\"]\n"),
     )?;
+    Ok((acl, acl_dir))
+}
+
+/// A mule that never pushes to `islander`.
+async fn mule_denying(islander: PeerId) -> anyhow::Result<(TestNode, tempfile::TempDir)> {
+    let (acl, acl_dir) = acl_denying(islander)?;
     let mule = start(None, |c| c.acl_file = Some(acl)).await?;
     Ok((mule, acl_dir))
 }
@@ -180,6 +187,67 @@ async fn for_me_and_since_filter_what_is_pulled() -> anyhow::Result<()> {
     assert!(islander.store().exists(cargo.large).await?);
     assert!(islander.store().exists(cargo.broadcast).await?);
 
+    stop(mule).await?;
+    stop(islander).await
+}
+
+#[tokio::test]
+async fn a_pull_resumes_from_the_bytes_already_held() -> anyhow::Result<()> {
+    common::init_tracing();
+    let islander = start(None, |_| {}).await?;
+    let (mule, _acl) = mule_denying(islander.peer_id()).await?;
+    let cargo = load(&mule, islander.peer_id()).await?;
+    let header = mule.store().get(cargo.large).await?.context("lost")?.header;
+
+    // An earlier visit was cut short after the first part of the large message.
+    let held = 1_500_000;
+    let mut partial = islander.store().begin_write(header).await?;
+    partial
+        .append(0, cargo.large_content[..held].to_vec())
+        .await?;
+    drop(partial);
+
+    let from = islander.connect(address(&mule)?).await?;
+    let mine = PullOptions {
+        for_me: true,
+        ..PullOptions::default()
+    };
+    let report = islander.pull(from, mine).await?;
+    assert_eq!(report.pulled, 3, "{report:?}");
+    let small = ("for the island".len() + "for everyone".len()) as u64;
+    assert_eq!(report.bytes, (LARGE - held) as u64 + small);
+    assert_eq!(content(&islander, cargo.large).await?, cargo.large_content);
+
+    stop(mule).await?;
+    stop(islander).await
+}
+
+#[tokio::test]
+async fn a_relayed_message_counts_the_mule_as_a_hop() -> anyhow::Result<()> {
+    common::init_tracing();
+    let islander = start(None, |_| {}).await?;
+    let (mule, _acl) = mule_denying(islander.peer_id()).await?;
+    // The sender finds the islander through the mule; it must not push there either.
+    let (acl, _sender_acl) = acl_denying(islander.peer_id())?;
+    let sender = start(Some(&mule), |c| c.acl_file = Some(acl)).await?;
+    let mut mule_events = mule.subscribe();
+    let id = sender
+        .send(
+            islander.peer_id().to_string(),
+            Content::Bytes(b"via the mule".to_vec()),
+            DAY,
+        )
+        .await?;
+    common::wait_stored(&mule, &mut mule_events, id).await?;
+
+    let from = islander.connect(address(&mule)?).await?;
+    let report = islander.pull(from, PullOptions::default()).await?;
+    assert_eq!(report.pulled, 1, "{report:?}");
+    let held = islander.store().get(id).await?.context("not pulled")?;
+    let hops: Vec<&[u8]> = held.header.hops.iter().map(|h| h.as_slice()).collect();
+    assert_eq!(hops, vec![mule.peer_id().to_bytes().as_slice()]);
+
+    stop(sender).await?;
     stop(mule).await?;
     stop(islander).await
 }
