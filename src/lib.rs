@@ -9,7 +9,8 @@
 //! - [`protocol`]: wire types of the diff, push, repo and names protocols, and their codec.
 //! - [`net`]: the libp2p Swarm, its event loop and handle, discovery policy, ring selection.
 //! - [`node`]: a running node: peer [`manager`](node::manager), sync tasks, inbound handler,
-//!   the pure [`relay`](node::relay) policy and access decisions.
+//!   the pure [`relay`](node::relay) policy and access decisions, and the repository client
+//!   ([`pull`](node::pull)) with which an islander takes what a data mule carries.
 //! - [`control`]: the local control socket the CLI serves on top of a node.
 //! - [`cli`]: the `mule` command line.
 //! - `testing` (feature `testing`): the harness the tests and benches share.

@@ -434,3 +434,62 @@ fn config_file_under_env_and_flags() -> anyhow::Result<()> {
     assert!(err.contains("unknown setting `max-hopz`"), "{err}");
     Ok(())
 }
+
+#[test]
+fn an_islander_pulls_from_a_mule_with_and_without_its_own_node() -> anyhow::Result<()> {
+    let (mule_dir, island_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let island = peer_id(island_dir.path())?;
+    // The mule never pushes to the island: its `out` list denies it.
+    let acl = mule_dir.path().join("access.toml");
+    std::fs::write(
+        &acl,
+        format!("[[out]]\nallow = [\"*\"]\ndeny = [\"{island}\"]\n"),
+    )?;
+    let acl = acl.to_str().context("temp path is not UTF-8")?;
+    let mule_node = NodeProcess::start(mule_dir.path(), &["--acl", acl])?;
+    let addr = mule_node.listen_addr()?;
+    let first = ok_stdout(mule(
+        mule_dir.path(),
+        &["send", "--to", &island, "--text", "first"],
+    )?)?;
+
+    // No node runs on the island: `pull` starts one for itself.
+    let report = json(island_dir.path(), &["pull", "--from", &addr, "--json"])?;
+    assert_eq!(report["listed"], 1, "{report}");
+    assert_eq!(report["pulled"], 1, "{report}");
+    assert_eq!(report["bytes"], 5, "{report}");
+    let inbox = json(island_dir.path(), &["inbox", "--json"])?;
+    assert_eq!(inbox[0]["id"], first.trim());
+    assert_eq!(inbox[0]["text"], "first");
+
+    // With the island's node running, `pull` goes through it; --for-me leaves the rest out.
+    let island_node = NodeProcess::start(island_dir.path(), &[])?;
+    island_node.listen_addr()?;
+    ok_stdout(mule(
+        mule_dir.path(),
+        &["send", "--to", &island, "--text", "second"],
+    )?)?;
+    let stranger = peer_id(tempfile::tempdir()?.path())?;
+    ok_stdout(mule(
+        mule_dir.path(),
+        &["send", "--to", &stranger, "--text", "other"],
+    )?)?;
+    let out = ok_stdout(mule(
+        island_dir.path(),
+        &["pull", "--from", &addr, "--for-me"],
+    )?)?;
+    assert!(
+        out.starts_with("pulled 1 of 1 messages (6 bytes) from "),
+        "{out}"
+    );
+    let inbox = json(island_dir.path(), &["inbox", "--json"])?;
+    assert_eq!(inbox.as_array().map(Vec::len), Some(2), "{inbox}");
+
+    // A peer id alone needs a running node that knows the peer.
+    island_node.stop()?;
+    let mule_peer = addr.rsplit('/').next().context("no peer id")?;
+    let err = failure(mule(island_dir.path(), &["pull", "--from", mule_peer])?)?;
+    assert!(err.contains("give --from as an address"), "{err}");
+    assert!(mule_node.stop()?.success());
+    Ok(())
+}

@@ -5,6 +5,7 @@ pub mod config;
 mod id;
 mod messages;
 mod node;
+mod pull;
 mod send;
 mod status;
 mod trust;
@@ -82,6 +83,8 @@ pub enum Command {
     List(messages::Args),
     /// Peers, selection, queues and counters of the running node.
     Status(status::Args),
+    /// Pull what a peer (a data mule) carries and this node lacks.
+    Pull(pull::Args),
     /// This node's peer id, public key and names (creating the identity if there is none).
     Id(id::Args),
     /// Trusted roots: the keys whose certificates give names this node believes.
@@ -134,6 +137,7 @@ pub async fn run(parsed: Parsed) -> anyhow::Result<()> {
         Command::Inbox(args) => messages::run(data_dir, args, messages::Which::Inbox).await,
         Command::List(args) => messages::run(data_dir, args, messages::Which::All).await,
         Command::Status(args) => status::run(data_dir, args).await,
+        Command::Pull(args) => pull::run(data_dir, args).await,
         Command::Id(args) => id::run(data_dir, args).await,
         Command::Trust(args) => trust::run(data_dir, args).await,
         Command::Cert(args) => cert::run(data_dir, args).await,

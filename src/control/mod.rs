@@ -1,4 +1,5 @@
-//! The local control socket: how `mule send`, `inbox`, `list` and `status` talk to a running node.
+//! The local control socket: how `mule send`, `inbox`, `list`, `status` and `pull` talk to a
+//! running node.
 //!
 //! A Unix socket at `<data-dir>/control.sock`, owner-only (0600). One JSON request per
 //! connection, one JSON line back. Only the owner of the data dir can connect, so the socket
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::Status;
+use crate::node::{PullReport, Status};
 pub use views::MessageView;
 
 /// Socket file name inside the data dir.
@@ -48,6 +49,17 @@ pub enum Request {
     Inbox,
     /// Peers and counters.
     Status,
+    /// Pull from a peer's repository what this node lacks (`mule pull`).
+    Pull {
+        /// A peer id the node can reach, or an address ending in `/p2p/<peer id>`.
+        from: String,
+        /// Only messages addressed to this node.
+        #[serde(default)]
+        for_me: bool,
+        /// Only messages created at or after this time (Unix milliseconds).
+        #[serde(default)]
+        since_ms: Option<u64>,
+    },
 }
 
 /// A control response.
@@ -60,6 +72,8 @@ pub enum Response {
     Messages(Vec<MessageView>),
     /// Node status.
     Status(Box<Status>),
+    /// What a pull did.
+    Pulled(PullReport),
     /// The request failed.
     Error(String),
 }

@@ -15,7 +15,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{socket_path, views, Request, Response, MAX_REQUEST};
-use crate::node::{Content, Node};
+use crate::node::pull::Source;
+use crate::node::{Content, Node, PullOptions};
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,5 +186,24 @@ async fn answer(request: Request, node: &Node) -> Response {
             Ok(s) => Response::Status(Box::new(s)),
             Err(e) => Response::Error(e.to_string()),
         },
+        Request::Pull {
+            from,
+            for_me,
+            since_ms,
+        } => {
+            let source = match from.parse::<Source>() {
+                Ok(s) => s,
+                Err(e) => return Response::Error(e.to_string()),
+            };
+            let options = PullOptions {
+                for_me,
+                since_ms,
+                progress: None,
+            };
+            match node.pull_from(source, options).await {
+                Ok(report) => Response::Pulled(report),
+                Err(e) => Response::Error(e.to_string()),
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::ctx::Ctx;
-use super::{exchange, inbound, sync, MAINTENANCE_TICK};
+use super::{exchange, inbound, sync, NodeEvent, MAINTENANCE_TICK};
 use crate::net::{self, Event};
 
 /// Most inbound requests served at once. Each holds at most one chunk (1 MiB) in memory, so
@@ -42,6 +42,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                     Event::Deselected(peer) => syncs.stop(&peer),
                     Event::Listening(addr) => ctx.listening(addr),
                     Event::Connected(peer) => {
+                        let _ = ctx.events.send(NodeEvent::Connected(peer));
                         syncs.reconnected(&peer);
                         workers.spawn(exchange::with_peer(ctx.clone(), peer));
                     }

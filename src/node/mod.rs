@@ -17,6 +17,7 @@ mod exchange;
 mod inbound;
 pub mod manager;
 pub mod peers;
+pub mod pull;
 pub mod relay;
 pub mod send;
 mod sync;
@@ -39,6 +40,7 @@ use auth::Authoriser;
 use counters::{Counters, Snapshot};
 use ctx::Ctx;
 
+pub use pull::{PullError, PullOptions, PullProgress, PullReport};
 pub use send::{Content, SendError};
 
 /// Node settings; `Default` plus the `with_*` methods cover tests and the CLI.
@@ -149,6 +151,8 @@ pub enum NodeEvent {
     },
     /// The node listens on an address (with `/p2p/<id>`).
     Listening(Multiaddr),
+    /// The first connection to a peer was established (a pull waits for it after a dial).
+    Connected(PeerId),
 }
 
 /// `mule status`.
