@@ -227,4 +227,4 @@ pub fn content_digest(content: &[u8]) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -200,12 +200,22 @@ fn id_parses_back() {
     assert!("xyz".parse::<MessageId>().is_err());
 }
 
-fn arb_header() -> impl Strategy<Value = Header> {
+/// Headers signed by arbitrary keys over arbitrary fields (any lifespan), with hops appended.
+/// Shared with the wire round trips of `protocol`.
+pub(crate) fn arb_header() -> impl Strategy<Value = Header> {
+    arb_header_with(any::<u64>())
+}
+
+/// Like [`arb_header`], with the lifespan drawn from `lifespan_ms`. Every other field is within
+/// the default [`Limits`].
+pub(crate) fn arb_header_with(
+    lifespan_ms: impl Strategy<Value = u64>,
+) -> impl Strategy<Value = Header> {
     (
         any::<[u8; 32]>(),
         "[a-z*/]{1,40}",
         any::<u64>(),
-        any::<u64>(),
+        lifespan_ms,
         proptest::collection::vec(any::<u8>(), 0..300),
         proptest::collection::vec(
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 0..3),
@@ -243,6 +253,28 @@ proptest! {
         prop_assert_eq!(&back, &h);
         // Re-encoding gives the same bytes: the encoding is deterministic.
         prop_assert_eq!(back.encode().ok(), Some(bytes));
+        prop_assert_eq!(back.compute_id().ok(), Some(h.id));
+    }
+
+    /// Sign, encode, decode, validate: a header that validates still does after the round
+    /// trip, with the same id; one within every bound always validates at its creation time.
+    #[test]
+    fn signed_headers_validate_after_a_round_trip(
+        h in arb_header_with(0..=Limits::DEFAULT_MAX_LIFESPAN.as_millis() as u64 + 1)
+    ) {
+        let limits = Limits::default();
+        let now = h.created_ms;
+        let verdict = h.validate(now, &limits);
+        if h.lifespan_ms > limits.max_lifespan.as_millis() as u64 {
+            let is_too_long = matches!(verdict, Err(ValidationError::LifespanTooLong { .. }));
+            prop_assert!(is_too_long, "{:?}", verdict);
+        } else {
+            prop_assert_eq!(&verdict, &Ok(()));
+        }
+        let bytes = h.encode().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(bytes.len() <= Header::MAX_ENCODED_LEN);
+        let back = Header::decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back.validate(now, &limits), verdict);
         prop_assert_eq!(back.compute_id().ok(), Some(h.id));
     }
 

@@ -16,4 +16,6 @@ pub use codec::{Codec, Frame, ResponseError};
 pub use error::{Code, WireError};
 
 #[cfg(test)]
+mod roundtrip;
+#[cfg(test)]
 mod tests;
