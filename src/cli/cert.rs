@@ -8,8 +8,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::identity::key_label;
 use crate::message::{now_ms, Limits};
-use crate::trust::chain::{self, key_label, MAX_ENCODED_CHAIN_LEN};
+use crate::trust::chain::{self, MAX_ENCODED_CHAIN_LEN};
 use crate::trust::{issue, Certificate, Grant, Name, Restrictions, Segment, Trust};
 
 /// Options of `mule cert`.

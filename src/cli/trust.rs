@@ -61,10 +61,7 @@ fn run_blocking(data_dir: &Path, command: Command) -> anyhow::Result<()> {
             let segment: Segment = name.parse()?;
             let key = read_key(&key)?;
             trust.add_root(segment, key)?;
-            super::out!(
-                "trusting {} as {name}",
-                crate::trust::chain::key_label(&key)
-            );
+            super::out!("trusting {} as {name}", crate::identity::key_label(&key));
         }
         Command::List { json } => list(&trust, json)?,
         Command::Remove { name } => {
@@ -85,7 +82,7 @@ fn list(trust: &Trust, json: bool) -> anyhow::Result<()> {
         .map(|(name, key)| {
             (
                 name.to_string(),
-                crate::trust::chain::key_label(key),
+                crate::identity::key_label(key),
                 hex::encode(key),
             )
         })

@@ -228,6 +228,13 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> Option<PeerId> {
     Some(libp2p::identity::PublicKey::from(key).to_peer_id())
 }
 
+/// A key's peer id as text for messages, or its hex if it is not a valid ed25519 key.
+pub fn key_label(key: &[u8; 32]) -> String {
+    peer_id_of(key)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| hex::encode(key))
+}
+
 /// The raw ed25519 public key inside a peer id, for peers whose id embeds it (all ed25519 ids).
 pub fn public_key_of(peer: &PeerId) -> Option<[u8; 32]> {
     let key = libp2p::identity::PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;

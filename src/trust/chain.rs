@@ -141,13 +141,6 @@ pub enum ChainError {
     },
 }
 
-/// A key's peer id as text for messages, or its hex if it is not a valid key.
-pub(crate) fn key_label(key: &[u8; 32]) -> String {
-    crate::identity::peer_id_of(key)
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| hex::encode(key))
-}
-
 /// The file and wire form of a chain: a CBOR array of certificate byte strings, leaf first.
 pub fn encode_chain(chain: &[ByteBuf]) -> Result<Vec<u8>, CertError> {
     cbor4ii::serde::to_vec(Vec::new(), &chain).map_err(|e| CertError::Encoding(e.to_string()))
@@ -242,8 +235,8 @@ fn check_links(certs: &[Certificate], subject: &[u8; 32]) -> Result<(), ChainErr
     if let Some(leaf) = certs.first() {
         if &leaf.subject != subject {
             return Err(ChainError::WrongSubject {
-                expected: key_label(subject),
-                found: key_label(&leaf.subject),
+                expected: crate::identity::key_label(subject),
+                found: crate::identity::key_label(&leaf.subject),
             });
         }
     }
@@ -252,8 +245,8 @@ fn check_links(certs: &[Certificate], subject: &[u8; 32]) -> Result<(), ChainErr
             if cert.issuer != next.subject {
                 return Err(ChainError::BrokenLink {
                     index,
-                    issuer: key_label(&cert.issuer),
-                    next_subject: key_label(&next.subject),
+                    issuer: crate::identity::key_label(&cert.issuer),
+                    next_subject: crate::identity::key_label(&next.subject),
                 });
             }
         }
@@ -269,7 +262,7 @@ fn check_root_and_caveats(
     let root = roots
         .name_of(&last.issuer)
         .ok_or_else(|| ChainError::UntrustedRoot {
-            issuer: key_label(&last.issuer),
+            issuer: crate::identity::key_label(&last.issuer),
         })?;
     let mut restrictions = Restrictions::default();
     for (index, cert) in certs.iter().enumerate() {

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::chain::{self, decode_chain, key_label, ChainError, VerifiedName};
+use super::chain::{self, decode_chain, ChainError, VerifiedName};
 use super::roots::Roots;
+use crate::identity::key_label;
 use crate::message::CertificateChain;
 
 /// Where the chains live inside the data dir.

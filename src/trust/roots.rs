@@ -118,7 +118,7 @@ impl Roots {
         for (name, key) in &self.by_name {
             text.push_str(&format!(
                 "\"{name}\" = \"{}\"\n",
-                super::chain::key_label(key)
+                crate::identity::key_label(key)
             ));
         }
         text
