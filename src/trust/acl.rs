@@ -173,6 +173,16 @@ impl AccessList {
             .is_some_and(|(e, _)| !e.refuses_all())
     }
 
+    /// Whether a caller's names can change the decision: false when the first entry admits
+    /// everyone (`*`, no deny), so every caller falls under it. Lets the node skip verifying
+    /// certificate chains nobody will look at.
+    pub fn names_matter(&self) -> bool {
+        !self
+            .entries
+            .first()
+            .is_some_and(|(e, _)| e.deny.is_empty() && e.allow.contains(&Pattern::Anyone))
+    }
+
     /// Whether every caller is admitted (rates aside): some entry admits `*` with no deny,
     /// and no entry before it refuses anyone outright.
     pub fn is_open(&self) -> bool {

@@ -492,3 +492,42 @@ allow = ["campfire"]
         Ok(())
     }
 }
+
+#[test]
+fn names_matter_unless_everyone_comes_first() -> anyhow::Result<()> {
+    use crate::trust::acl::{AccessList, Entry, ListKind};
+    let open = AccessList::open(ListKind::Sender);
+    assert!(!open.names_matter());
+    let news = Entry {
+        allow: vec!["news".parse()?],
+        deny: vec![],
+        rate: Some(10.0),
+    };
+    let named_first = AccessList::new(ListKind::Sender, vec![news, Entry::everyone()]);
+    assert!(
+        named_first.names_matter(),
+        "a named entry before `*` looks at names"
+    );
+    let everyone_first = AccessList::new(
+        ListKind::Sender,
+        vec![
+            Entry::everyone(),
+            Entry {
+                allow: vec!["news".parse()?],
+                deny: vec![],
+                rate: None,
+            },
+        ],
+    );
+    assert!(!everyone_first.names_matter());
+    let with_deny = AccessList::new(
+        ListKind::Sender,
+        vec![Entry {
+            allow: vec!["*".parse()?],
+            deny: vec![crate::trust::Pattern::parse_deny("!spam")?],
+            rate: None,
+        }],
+    );
+    assert!(with_deny.names_matter(), "a deny list looks at names");
+    Ok(())
+}
