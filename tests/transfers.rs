@@ -140,3 +140,46 @@ async fn a_fresh_connection_skips_the_backoff() -> anyhow::Result<()> {
     wait_stored(&b, &mut events, id).await?;
     Ok(())
 }
+
+/// `mule status` shows a transfer in flight with the bytes the receiver holds, until it ends.
+#[tokio::test]
+async fn transfers_in_flight_show_in_status() -> anyhow::Result<()> {
+    common::init_tracing();
+    let a = start(None, |_| {}).await?;
+    let b = start(Some(&a), |_| {}).await?;
+    wait_selected(&a, 1).await?;
+    let content = vec![5u8; 300_000];
+    let header = Draft {
+        recipient: "*".into(),
+        created_ms: now_ms(),
+        lifespan_ms: 600_000,
+        chains: Vec::new(),
+    }
+    .sign(&Identity::generate(), &content)?;
+    let chunk = |offset: usize, end: usize| {
+        Frame::Ok(push::Request::Chunk {
+            header: Box::new(header.clone()),
+            offset: offset as u64,
+            data: content[offset..end].to_vec(),
+        })
+    };
+    a.net().push(b.peer_id(), chunk(0, 100_000)).await?;
+    let status = b.status().await?;
+    let t = status
+        .transfers
+        .iter()
+        .find(|t| t.id == header.id.to_string())
+        .ok_or_else(|| anyhow::anyhow!("no transfer in {:?}", status.transfers))?;
+    assert_eq!((t.done, t.length), (100_000, 300_000));
+    assert_eq!(t.peer, a.peer_id().to_string());
+    assert_eq!(t.direction, mule::node::transfers::Direction::In);
+    a.net().push(b.peer_id(), chunk(100_000, 300_000)).await?;
+    assert!(b.store().exists(header.id).await?);
+    assert!(b
+        .status()
+        .await?
+        .transfers
+        .iter()
+        .all(|t| t.id != header.id.to_string()));
+    Ok(())
+}

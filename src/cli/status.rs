@@ -45,5 +45,22 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     for (reason, n) in &c.rejections {
         super::out!("rejected:  {n} {reason}");
     }
+    for t in &status.transfers {
+        let way = match t.direction {
+            crate::node::transfers::Direction::In => "from",
+            crate::node::transfers::Direction::Out => "to",
+        };
+        let eta = t
+            .eta_s
+            .map_or_else(|| "-".to_owned(), |s| format!("{}s", s.ceil()));
+        super::out!(
+            "transfer:  {} {way} {}  {} of {} bytes  {:.0} B/s  eta {eta}",
+            &t.id[..16.min(t.id.len())],
+            t.peer,
+            t.done,
+            t.length,
+            t.rate
+        );
+    }
     Ok(())
 }

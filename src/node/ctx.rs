@@ -39,10 +39,16 @@ pub(crate) struct Ctx {
     /// Everything else, for observers.
     pub(super) events: broadcast::Sender<NodeEvent>,
     pub(super) queues: Mutex<BTreeMap<String, usize>>,
+    /// Multi-chunk transfers in flight, for `mule status`.
+    pub(super) transfers: Mutex<super::transfers::Transfers>,
     pub(super) listen: Mutex<Vec<Multiaddr>>,
 }
 
 impl Ctx {
+    pub(super) fn transfers(&self) -> std::sync::MutexGuard<'_, super::transfers::Transfers> {
+        self.transfers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) fn set_queue(&self, peer: PeerId, len: usize) {
         self.queues
             .lock()

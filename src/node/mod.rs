@@ -21,6 +21,7 @@ pub mod pull;
 pub mod relay;
 pub mod send;
 mod sync;
+pub mod transfers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -174,6 +175,9 @@ pub struct Status {
     pub messages: u64,
     /// Traffic counters.
     pub counters: Snapshot,
+    /// Multi-chunk transfers in flight, both directions.
+    #[serde(default)]
+    pub transfers: Vec<transfers::TransferView>,
 }
 
 /// A running node. Cheap to clone; [`Node::shutdown`] stops it.
@@ -237,6 +241,7 @@ impl Node {
             news,
             events: node_events,
             queues: Mutex::new(BTreeMap::new()),
+            transfers: Mutex::new(transfers::Transfers::default()),
             listen: Mutex::new(Vec::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -341,6 +346,7 @@ impl Node {
                 .clone(),
             messages,
             counters: self.ctx.counters.snapshot(),
+            transfers: self.ctx.transfers().snapshot(std::time::Instant::now()),
         })
     }
 

@@ -14,6 +14,7 @@ use super::slot::Slot;
 use crate::message::Header;
 use crate::node::counters::Counters;
 use crate::node::ctx::peer_key;
+use crate::node::transfers::Direction;
 use crate::node::{relay, NodeEvent};
 use crate::protocol::{Code, WireError};
 use crate::store;
@@ -145,6 +146,10 @@ impl Handler {
         let len = data.len() as u64;
         let next = transfer.append(offset, data).await.map_err(store_error)?;
         slot.set_held(next);
+        let key = (id, peer, Direction::In);
+        self.ctx
+            .transfers()
+            .progress(key, next, slot.header.length, Instant::now());
         Counters::add(&self.ctx.counters.bytes_received, len);
         let _ = self.ctx.events.send(NodeEvent::Chunk {
             id,
@@ -158,6 +163,7 @@ impl Handler {
             return Err(err(Code::Busy, "transfer closed"));
         };
         self.slots().remove(&id);
+        self.ctx.transfers().end(&key);
         drop(guard);
         let stored = transfer.finish().await.map_err(store_error)?;
         self.stored(peer, stored);

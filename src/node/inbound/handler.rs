@@ -14,6 +14,7 @@ use crate::net::Inbound;
 use crate::node::counters::Counters;
 use crate::node::ctx::Ctx;
 use crate::node::exchange;
+use crate::node::transfers::Direction;
 use crate::protocol::{diff, names, push, repo, Code, Frame, WireError};
 use crate::store::Offset;
 
@@ -41,6 +42,8 @@ impl Handler {
             let idle = slot.activity().idle(now);
             if idle {
                 tracing::debug!(id = %id.short(), peer = %slot.peer, "closing stalled transfer");
+                let key = (*id, slot.peer, Direction::In);
+                self.ctx.transfers().end(&key);
             }
             !idle
         });

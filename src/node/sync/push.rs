@@ -15,6 +15,7 @@ use crate::message::{Header, MessageId};
 use crate::net::RequestError;
 use crate::node::counters::Counters;
 use crate::node::ctx::Ctx;
+use crate::node::transfers::Direction;
 use crate::protocol::{push, Code, Frame, WireError};
 use crate::store::Stored;
 
@@ -40,6 +41,7 @@ pub(super) async fn one(
             Err(outcome) => return outcome,
         }
     }
+    let key = (header.id, peer, Direction::Out);
     let mut chunks = Chunks {
         ctx,
         peer,
@@ -47,19 +49,29 @@ pub(super) async fn one(
         chunk,
         window,
     };
-    for _ in 0..=MAX_RESTARTS {
-        match chunks.send_from(next, &mut content).await {
-            Sent::Done(outcome) => return outcome,
-            Sent::Restart { have } if have > len => {
-                return Outcome::Transient(Trouble::RestartLoop { have })
-            }
-            Sent::Restart { have } => {
-                tracing::debug!(id = %chunks.header.id.short(), have, "resuming at the receiver's offset");
-                next = have;
+    let outcome = chunks.all(next, &mut content).await;
+    ctx.transfers().end(&key);
+    outcome
+}
+
+impl Chunks<'_> {
+    /// Sends from `next`, restarting where the receiver asks, at most [`MAX_RESTARTS`] times.
+    async fn all(&mut self, mut next: u64, content: &mut Option<Vec<u8>>) -> Outcome {
+        let len = self.header.length;
+        for _ in 0..=MAX_RESTARTS {
+            match self.send_from(next, content).await {
+                Sent::Done(outcome) => return outcome,
+                Sent::Restart { have } if have > len => {
+                    return Outcome::Transient(Trouble::RestartLoop { have })
+                }
+                Sent::Restart { have } => {
+                    tracing::debug!(id = %self.header.id.short(), have, "resuming at the receiver's offset");
+                    next = have;
+                }
             }
         }
+        Outcome::Transient(Trouble::RestartLoop { have: next })
     }
-    Outcome::Transient(Trouble::RestartLoop { have: next })
 }
 
 /// Asks the receiver how many bytes of the message it holds.
@@ -140,6 +152,11 @@ impl Chunks<'_> {
             let Some(joined) = inflight.next().await else {
                 return Sent::Done(Outcome::Transient(Trouble::Unusable("nothing to a push")));
             };
+            if let Ok(Ok(push::Response::Offset(held))) = &joined {
+                let key = (self.header.id, self.peer, Direction::Out);
+                let now = std::time::Instant::now();
+                self.ctx.transfers().progress(key, *held, len, now);
+            }
             match answer(joined, len) {
                 Some(sent) => return sent,
                 None => continue,
