@@ -251,3 +251,30 @@ async fn a_relayed_message_counts_the_mule_as_a_hop() -> anyhow::Result<()> {
     stop(mule).await?;
     stop(islander).await
 }
+
+/// `--pull-from`: an islander configured with the mule's peer id pulls on its own as soon as
+/// the mule connects, though the mule never pushes to it.
+#[tokio::test]
+async fn an_islander_pulls_from_its_mule_when_it_connects() -> anyhow::Result<()> {
+    common::init_tracing();
+    let island_id = mule::identity::Identity::generate();
+    let (mule, _acl) = mule_denying(island_id.peer_id()).await?;
+    let cargo = load(&mule, island_id.peer_id()).await?;
+    let pattern: mule::trust::Pattern = mule.peer_id().to_string().parse()?;
+    let island = mule::testing::start_as(island_id, tempfile::tempdir()?, Some(&mule), |c| {
+        c.relay = false;
+        c.pull_from = vec![pattern];
+    })
+    .await?;
+    let mut events = island.subscribe();
+    for id in [cargo.small, cargo.large, cargo.broadcast] {
+        common::wait_stored(&island, &mut events, id).await?;
+    }
+    assert_eq!(content(&island, cargo.large).await?, cargo.large_content);
+    assert!(
+        !island.store().exists(cargo.other).await?,
+        "not for the island"
+    );
+    stop(island).await?;
+    stop(mule).await
+}

@@ -48,6 +48,18 @@ pub struct Args {
     /// [default: <data-dir>/trust/access.toml if it exists, else everyone is allowed].
     #[arg(long, value_name = "FILE", env = "MULE_ACL")]
     acl: Option<PathBuf>,
+    /// Pull from peers matching this pattern (a data mule's peer id or name, e.g. `mules`)
+    /// when they connect and every `--pull-interval` after (repeatable).
+    #[arg(
+        long = "pull-from",
+        value_name = "PATTERN",
+        env = "MULE_PULL_FROM",
+        value_delimiter = ','
+    )]
+    pull_from: Vec<crate::trust::Pattern>,
+    /// How often `--pull-from` peers are pulled from again while they stay around.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration, env = "MULE_PULL_INTERVAL")]
+    pull_interval: std::time::Duration,
     /// Carry only messages addressed to this node (a collector); others get `no-route`.
     #[arg(long, env = "MULE_NO_RELAY")]
     no_relay: bool,
@@ -93,6 +105,8 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         config.limits.max_lifespan = max;
     }
     config.acl_file = args.acl;
+    config.pull_from = args.pull_from;
+    config.pull_interval = args.pull_interval;
     config.chunk_size = args.chunk_size as usize;
     config.relay = !args.no_relay;
     config.access.blocked = args.block.into_iter().collect();

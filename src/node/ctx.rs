@@ -39,6 +39,8 @@ pub(crate) struct Ctx {
     /// Everything else, for observers.
     pub(super) events: broadcast::Sender<NodeEvent>,
     pub(super) queues: Mutex<BTreeMap<String, usize>>,
+    /// Scheduled pulls from data mules.
+    pub(super) pulls: Mutex<super::schedule::PullSchedule>,
     /// Multi-chunk transfers in flight, for `mule status`.
     pub(super) transfers: Mutex<super::transfers::Transfers>,
     pub(super) listen: Mutex<Vec<Multiaddr>>,

@@ -19,6 +19,7 @@ pub mod manager;
 pub mod peers;
 pub mod pull;
 pub mod relay;
+pub mod schedule;
 pub mod send;
 mod sync;
 pub mod transfers;
@@ -69,6 +70,11 @@ pub struct Config {
     /// The access lists (`--acl`); `None`: `<data-dir>/trust/access.toml` if it exists, else
     /// everyone is allowed (today's open behaviour).
     pub acl_file: Option<PathBuf>,
+    /// Peers to pull from (`--pull-from`: peer ids or name patterns of data mules), when they
+    /// connect and every `pull_interval` after.
+    pub pull_from: Vec<crate::trust::Pattern>,
+    /// How often a `pull_from` peer is pulled from again while it stays around.
+    pub pull_interval: Duration,
 }
 
 impl Config {
@@ -85,6 +91,8 @@ impl Config {
             relay: true,
             access: auth::Policy::default(),
             acl_file: None,
+            pull_from: Vec::new(),
+            pull_interval: Duration::from_secs(300),
         }
     }
 
@@ -226,6 +234,7 @@ impl Node {
         // Only trusted peers take ring slots, unless the out list trusts everyone.
         net_config.trusted_only = net_config.trusted_only || !auth.trusts_everyone();
         let (net, events, event_loop) = net::new(&identity, net_config)?;
+        let pulls = schedule::PullSchedule::new(config.pull_from.clone(), config.pull_interval);
         let (news, _) = broadcast::channel(NEWS_CAPACITY);
         let (node_events, _) = broadcast::channel(NEWS_CAPACITY);
         let ctx = Arc::new(Ctx {
@@ -242,6 +251,7 @@ impl Node {
             events: node_events,
             queues: Mutex::new(BTreeMap::new()),
             transfers: Mutex::new(transfers::Transfers::default()),
+            pulls: Mutex::new(pulls),
             listen: Mutex::new(Vec::new()),
         });
         let (stop, stop_rx) = watch::channel(false);

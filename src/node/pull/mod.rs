@@ -169,14 +169,23 @@ pub enum PullError {
     NoPeerId(Multiaddr),
 }
 
+/// Pulls from `from` with the node's shared state (for the node's own scheduled pulls).
+pub(crate) async fn pull_with(
+    ctx: std::sync::Arc<super::ctx::Ctx>,
+    from: PeerId,
+    options: PullOptions,
+) -> Result<PullReport, PullError> {
+    fetch::Puller::new(ctx, from, options)
+        .run()
+        .instrument(tracing::debug_span!("pull", peer = %from))
+        .await
+}
+
 impl Node {
     /// Pulls from `from` what this node lacks and `options` want (see the module doc). The
     /// peer must be connected or its address known to the network (see [`Node::connect`]).
     pub async fn pull(&self, from: PeerId, options: PullOptions) -> Result<PullReport, PullError> {
-        fetch::Puller::new(self.ctx.clone(), from, options)
-            .run()
-            .instrument(tracing::debug_span!("pull", peer = %from))
-            .await
+        pull_with(self.ctx.clone(), from, options).await
     }
 
     /// Dials `addr` (ending in `/p2p/<peer id>`) and waits until the peer is connected, at
