@@ -47,7 +47,7 @@ pub(super) async fn with_peer(ctx: Arc<Ctx>, peer: PeerId) {
     }
     update_trust(&ctx, &[peer]).await;
     // A data mule this node pulls from: pull now that its names are known.
-    super::schedule::pull_if_due(ctx, peer).await;
+    super::pull::scheduled::pull_if_due(ctx, peer).await;
 }
 
 /// Tells ring selection which of `peers` changed trust (all peers with names on record when

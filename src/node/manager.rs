@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::ctx::Ctx;
-use super::{exchange, inbound, schedule, sync, NodeEvent, MAINTENANCE_TICK};
+use super::{exchange, inbound, pull, sync, NodeEvent, MAINTENANCE_TICK};
 use crate::net::{self, Event};
 
 /// Most inbound requests served at once. Each holds at most one chunk (1 MiB) in memory, so
@@ -68,7 +68,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                     workers.spawn(async move { exchange::update_trust(&trust_ctx, &[]).await });
                     let known = ctx.pulls.lock().unwrap_or_else(|p| p.into_inner()).known();
                     for peer in known {
-                        workers.spawn(schedule::pull_if_due(ctx.clone(), peer));
+                        workers.spawn(pull::scheduled::pull_if_due(ctx.clone(), peer));
                     }
                     let due = last_collect
                         .is_none_or(|at| now.saturating_duration_since(at) >= ctx.config.collect_interval);

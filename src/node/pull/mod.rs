@@ -14,6 +14,7 @@
 pub mod choose;
 mod connect;
 mod fetch;
+pub(crate) mod scheduled;
 mod source;
 
 pub use source::{ParseSourceError, Source};
