@@ -200,10 +200,17 @@ async fn campfire_members_only() -> anyhow::Result<()> {
             n.config().data_dir.clone(),
             n.me().clone(),
         );
-        async move { views::inbox(&store, &dir, &me).await }
+        let roots = n.roots().clone();
+        async move { views::inbox(&store, &dir, &me, &roots).await }
     };
     let shown = |v: &[views::MessageView]| v.iter().any(|m| m.id == to_bob.to_string());
-    assert!(shown(&inbox(&bob).await?));
+    let at_bob = inbox(&bob).await?;
+    assert!(shown(&at_bob));
+    let view = at_bob
+        .iter()
+        .find(|m| m.id == to_bob.to_string())
+        .ok_or_else(|| anyhow::anyhow!("not in Bob's inbox"))?;
+    assert_eq!(view.sender_names, vec!["campfire/alice".to_string()]);
     assert!(!shown(&inbox(&carol).await?));
     assert!(
         !shown(&inbox(&alice).await?),

@@ -33,13 +33,13 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, which: Which) -> anyhow::
         Err(client::Error::NotRunning(_)) => {
             // No node: read the store directly.
             let (identity, store) = super::open_offline(&data_dir).await?;
+            let trust = crate::trust::Trust::load(&data_dir, &identity)?;
             let v = match which {
                 Which::Inbox => {
-                    let trust = crate::trust::Trust::load(&data_dir, &identity)?;
                     let me = Me::named(&identity, &trust, crate::message::now_ms());
-                    views::inbox(&store, &data_dir, &me).await?
+                    views::inbox(&store, &data_dir, &me, trust.roots()).await?
                 }
-                Which::All => views::list(&store).await?,
+                Which::All => views::list(&store, trust.roots()).await?,
             };
             store.close().await?;
             v
@@ -66,7 +66,10 @@ fn print_view(v: &MessageView) -> anyhow::Result<()> {
     super::out!(
         "{}  from {}  to {}  {}  {} bytes  {} hop{}",
         &v.id[..16],
-        v.sender,
+        match v.sender_names.first() {
+            Some(name) => format!("{name} ({})", v.sender),
+            None => v.sender.clone(),
+        },
         v.recipient,
         time(v.created_ms),
         v.length,

@@ -172,12 +172,19 @@ async fn answer(request: Request, node: &Node) -> Response {
                 Err(e) => Response::Error(e.to_string()),
             }
         }
-        Request::List => match views::list(node.store()).await {
+        Request::List => match views::list(node.store(), node.roots()).await {
             Ok(v) => Response::Messages(v),
             Err(e) => Response::Error(e.to_string()),
         },
         Request::Inbox => {
-            match views::inbox(node.store(), &node.config().data_dir, node.me()).await {
+            match views::inbox(
+                node.store(),
+                &node.config().data_dir,
+                node.me(),
+                node.roots(),
+            )
+            .await
+            {
                 Ok(v) => Response::Messages(v),
                 Err(e) => Response::Error(e.to_string()),
             }

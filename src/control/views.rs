@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::identity;
 use crate::node::relay::{self, Me};
 use crate::store::{self, Store, Stored};
+use crate::trust::{self, Roots};
 
 /// Texts up to this size are shown inline; larger or binary contents are saved to a file.
 pub const MAX_INLINE_TEXT: u64 = 64 * 1024;
@@ -21,6 +22,9 @@ pub struct MessageView {
     pub id: String,
     /// Sender's peer id.
     pub sender: String,
+    /// The sender's names its header's chains prove against this node's roots.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sender_names: Vec<String>,
     /// Recipient.
     pub recipient: String,
     /// Creation time, Unix ms.
@@ -48,14 +52,16 @@ fn hop_name(bytes: &[u8]) -> String {
 }
 
 impl MessageView {
-    /// The relay view: no content.
-    pub fn of(stored: &Stored) -> Self {
+    /// The relay view: no content; the sender's names as `roots` verify them now.
+    pub fn of(stored: &Stored, roots: &Roots) -> Self {
         let h = &stored.header;
+        let names = trust::names_of(&h.sender, &h.chains, roots, crate::message::now_ms());
         Self {
             id: h.id.to_string(),
             sender: identity::peer_id_of(&h.sender)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| hex::encode(h.sender)),
+            sender_names: names.verified.iter().map(|v| v.name.to_string()).collect(),
             recipient: h.recipient.clone(),
             created_ms: h.created_ms,
             received_ms: stored.received_ms,
@@ -69,12 +75,12 @@ impl MessageView {
 }
 
 /// Every complete, unexpired message, in creation order.
-pub async fn list(store: &Store) -> Result<Vec<MessageView>, store::Error> {
+pub async fn list(store: &Store, roots: &Roots) -> Result<Vec<MessageView>, store::Error> {
     Ok(store
         .manifest(None, usize::MAX, crate::message::now_ms())
         .await?
         .iter()
-        .map(MessageView::of)
+        .map(|s| MessageView::of(s, roots))
         .collect())
 }
 
@@ -84,6 +90,7 @@ pub async fn inbox(
     store: &Store,
     data_dir: &Path,
     me: &Me,
+    roots: &Roots,
 ) -> Result<Vec<MessageView>, store::Error> {
     let mut out = Vec::new();
     for stored in store
@@ -94,7 +101,7 @@ pub async fn inbox(
         if !relay::addresses(h, me, crate::message::now_ms()) {
             continue;
         }
-        let mut view = MessageView::of(&stored);
+        let mut view = MessageView::of(&stored, roots);
         let (_, mut content) = store.read(h.id).await?;
         let dir = data_dir.join("inbox");
         let path = dir.join(h.id.to_string());

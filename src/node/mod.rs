@@ -277,6 +277,11 @@ impl Node {
         &self.ctx.me
     }
 
+    /// The roots this node verifies names against.
+    pub fn roots(&self) -> &crate::trust::Roots {
+        self.ctx.trust.roots()
+    }
+
     /// The node's identity.
     pub fn identity(&self) -> &Identity {
         &self.ctx.identity
