@@ -229,12 +229,24 @@ impl Authoriser {
 
     /// The original sender of `header` as a caller: its key and the names its header's
     /// chains prove at `now_ms` (chains that fail prove nothing).
+    ///
+    /// A name whose chain carries a `max-message-size` caveat smaller than the message does not
+    /// count for it: the issuer allowed that name only smaller messages.
     pub fn sender_of(&self, header: &Header, now_ms: u64) -> Option<Caller> {
         let peer = identity::peer_id_of(&header.sender)?;
         let names = trust::names_of(&header.sender, &header.chains, &self.roots, now_ms);
         Some(Caller {
             peer,
-            names: names.verified.into_iter().map(|v| v.name).collect(),
+            names: names
+                .verified
+                .into_iter()
+                .filter(|v| {
+                    v.restrictions
+                        .max_message_size
+                        .is_none_or(|max| header.length <= max)
+                })
+                .map(|v| v.name)
+                .collect(),
         })
     }
 
@@ -378,6 +390,51 @@ mod tests {
             rl.allows(&k, t0 + Duration::from_secs(u64::from(k)));
         }
         assert!(rl.buckets.len() <= RateLimiter::<u32>::MAX_KEYS);
+    }
+
+    #[test]
+    fn a_size_caveat_limits_what_a_name_may_send() -> anyhow::Result<()> {
+        use crate::trust::{Grant, Restrictions};
+        let root = crate::identity::Identity::from_seed([20; 32]);
+        let sender = crate::identity::Identity::from_seed([21; 32]);
+        let me = crate::identity::Identity::from_seed([22; 32]);
+        let now = crate::message::now_ms();
+        let chain = trust::issue(
+            &root,
+            Grant {
+                subject: sender.public_key(),
+                name: "sensor".parse()?,
+                not_before_ms: now - 60_000,
+                not_after_ms: now + 3_600_000,
+                restrictions: Restrictions {
+                    max_message_size: Some(10),
+                },
+            },
+            &[],
+        )?;
+        let mut roots = Roots::default();
+        roots.insert("fleet".parse()?, root.public_key())?;
+        let acl = AccessPolicy::from_toml(
+            std::path::Path::new("acl.toml"),
+            "[[sender]]\nallow = [\"fleet\"]\n",
+            me.peer_id(),
+        )?;
+        let auth = Authoriser::new(Policy::default(), acl, roots);
+        let signed = |content: &[u8]| {
+            crate::message::Draft {
+                recipient: "*".into(),
+                created_ms: now,
+                lifespan_ms: 60_000,
+                chains: vec![chain.clone()],
+            }
+            .sign(&sender, content)
+        };
+        assert_eq!(auth.sender(&signed(b"0123456789")?), Ok(()));
+        assert!(matches!(
+            auth.sender(&signed(b"0123456789+")?),
+            Err(Denied::Acl(trust::Denied::NotAuthorized { .. }))
+        ));
+        Ok(())
     }
 
     #[test]
