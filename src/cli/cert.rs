@@ -181,7 +181,7 @@ fn list(trust: &Trust, json: bool) -> anyhow::Result<()> {
         })
         .collect();
     if json {
-        super::out!("{}", serde_json::to_value(&rows).unwrap_or_default());
+        super::out!("{}", serde_json::to_value(&rows)?);
     } else if rows.is_empty() {
         super::out!("no chains (attach one with `mule cert add FILE`)");
     } else {

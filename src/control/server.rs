@@ -117,7 +117,14 @@ async fn serve(listener: UnixListener, node: Node, mut stop: watch::Receiver<boo
         tracing::warn!("control requests still running at shutdown; aborting them");
         connections.shutdown().await;
     }
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+    let shown = path.display().to_string();
+    match tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await {
+        Ok(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
+            // Harmless: the next node replaces a stale socket file when it binds.
+            tracing::warn!(path = %shown, error = %e, "cannot remove the control socket");
+        }
+        _ => {}
+    }
 }
 
 /// Waits for a free connection slot, then for a client.
