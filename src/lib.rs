@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`identity`]: the node's ed25519 key, its key file and its libp2p `PeerId`.
 //! - [`message`]: signed headers, their canonical encoding, ids and validation.
+//! - [`content`]: what a message says (the envelope) and its end-to-end encryption with age;
+//!   the keys derived from identities, group keys, and attachments saved under safe names.
 //! - [`trust`]: names from certificate chains, trusted roots, patterns and access lists.
 //! - [`store`]: redb index + content files; resumable writes, delivery state, expiry
 //!   (on-disk format: `protocols/store.md`).
@@ -20,6 +22,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 pub mod cli;
+pub mod content;
 pub mod control;
 pub mod identity;
 pub mod message;

@@ -214,6 +214,29 @@ impl Identity {
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.signing.sign(msg).to_bytes()
     }
+
+    /// The X25519 secret of the same key (the first half of SHA-512 of the seed, as ed25519
+    /// itself derives its scalar): content encrypted to the peer id's Montgomery form opens with
+    /// it, so a peer id is all a sender needs to encrypt for this node (`protocols/encryption.md`).
+    pub fn x25519_secret(&self) -> [u8; 32] {
+        self.signing.to_scalar_bytes()
+    }
+
+    /// The X25519 public key matching [`Self::x25519_secret`].
+    pub fn x25519_public(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_montgomery().to_bytes()
+    }
+}
+
+/// The X25519 public key of an ed25519 public key (the birational map from Edwards to
+/// Montgomery form), or `None` if it is not a valid key or a weak (small-order) one, which no
+/// one could decrypt for.
+pub fn x25519_public_of(public_key: &[u8; 32]) -> Option<[u8; 32]> {
+    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).ok()?;
+    if key.is_weak() {
+        return None;
+    }
+    Some(key.to_montgomery().to_bytes())
 }
 
 #[cold]
