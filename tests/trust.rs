@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use mule::control::views;
 use mule::identity::Identity;
 use mule::message::{now_ms, Draft, Header};
-use mule::node::Content;
+use mule::node::{Content, Letter, Privacy, SealedFor};
 use mule::protocol::{diff, push, repo, Code, Frame};
 use mule::testing::start_as;
 use mule::trust::{self, Grant, Restrictions, Trust};
@@ -185,13 +185,24 @@ async fn campfire_members_only() -> anyhow::Result<()> {
     );
 
     // A name as recipient: Bob's inbox shows it, Carol's does not (she still carries it).
-    let to_bob = alice
-        .send(
+    // Alice knows Bob's key from the names exchange: the message is sealed for it.
+    let letter = Letter {
+        text: Some("psst".into()),
+        ..Letter::default()
+    };
+    let posted = alice
+        .post(
             "campfire/bob",
-            Content::Bytes(b"psst".to_vec()),
+            letter,
+            &Privacy::ByRecipient,
             Duration::from_secs(600),
         )
         .await?;
+    assert_eq!(
+        posted.sealed_for,
+        SealedFor::Keys(vec![bob.peer_id().to_string()])
+    );
+    let to_bob: mule::message::MessageId = posted.id.parse()?;
     wait_stored(&bob, &mut bob_events, to_bob).await?;
     wait_stored(&carol, &mut carol_events, to_bob).await?;
     let inbox = |n: &TestNode| {
@@ -200,8 +211,17 @@ async fn campfire_members_only() -> anyhow::Result<()> {
             n.config().data_dir.clone(),
             n.me().clone(),
         );
-        let roots = n.roots().clone();
-        async move { views::inbox(&store, &dir, &me, &roots).await }
+        let (roots, identity) = (n.roots().clone(), n.identity().clone());
+        async move {
+            let reader = views::Reader {
+                data_dir: &dir,
+                identity: &identity,
+                me: &me,
+                roots: &roots,
+                save_dir: None,
+            };
+            views::inbox(&store, &reader).await
+        }
     };
     let shown = |v: &[views::MessageView]| v.iter().any(|m| m.id == to_bob.to_string());
     let at_bob = inbox(&bob).await?;
@@ -211,6 +231,8 @@ async fn campfire_members_only() -> anyhow::Result<()> {
         .find(|m| m.id == to_bob.to_string())
         .ok_or_else(|| anyhow::anyhow!("not in Bob's inbox"))?;
     assert_eq!(view.sender_names, vec!["campfire/alice".to_string()]);
+    assert_eq!(view.text.as_deref(), Some("psst"));
+    assert_eq!(view.sealed, Some(views::Sealed::ForMe));
     assert!(!shown(&inbox(&carol).await?));
     assert!(
         !shown(&inbox(&alice).await?),

@@ -2,6 +2,7 @@
 
 mod cert;
 pub mod config;
+mod group;
 mod id;
 mod messages;
 mod node;
@@ -78,7 +79,7 @@ pub enum Command {
     /// Send a message (through the running node, or stored for it to relay when started).
     Send(send::Args),
     /// Messages addressed to this node or to everyone.
-    Inbox(messages::Args),
+    Inbox(messages::InboxArgs),
     /// Every message this node holds (the relay view).
     List(messages::Args),
     /// Peers, selection, queues and counters of the running node.
@@ -91,6 +92,8 @@ pub enum Command {
     Trust(trust::Args),
     /// Certificates: name other nodes, and attach names to this one.
     Cert(cert::Args),
+    /// Group keys: create a group, list them, invite a member.
+    Group(group::Args),
     /// Node settings: `mule config show` prints the effective ones and their sources.
     Config(config::Args),
 }
@@ -134,13 +137,14 @@ pub async fn run(parsed: Parsed) -> anyhow::Result<()> {
         }
         Command::Node(args) => node::run(data_dir, args).await,
         Command::Send(args) => send::run(data_dir, args).await,
-        Command::Inbox(args) => messages::run(data_dir, args, messages::Which::Inbox).await,
+        Command::Inbox(args) => messages::inbox(data_dir, args).await,
         Command::List(args) => messages::run(data_dir, args, messages::Which::All).await,
         Command::Status(args) => status::run(data_dir, args).await,
         Command::Pull(args) => pull::run(data_dir, args).await,
         Command::Id(args) => id::run(data_dir, args).await,
         Command::Trust(args) => trust::run(data_dir, args).await,
         Command::Cert(args) => cert::run(data_dir, args).await,
+        Command::Group(args) => group::run(data_dir, args).await,
     }
 }
 

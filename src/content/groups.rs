@@ -166,6 +166,11 @@ impl Groups {
 
     /// Every group held, by name. A damaged file is an error: it names the file to fix.
     pub fn list(&self) -> Result<Vec<Group>, GroupError> {
+        self.list_each()?.into_iter().collect()
+    }
+
+    /// Every group file, each read on its own.
+    fn list_each(&self) -> Result<Vec<Result<Group, GroupError>>, GroupError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -184,13 +189,28 @@ impl Groups {
             let Ok(name) = stem.parse::<GroupName>() else {
                 continue;
             };
-            groups.push(Group {
-                identity: read_key(&path)?,
-                name,
-            });
+            groups.push(read_key(&path).map(|identity| Group { identity, name }));
         }
-        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        groups.sort_by(|a, b| match (a, b) {
+            (Ok(a), Ok(b)) => a.name.cmp(&b.name),
+            _ => std::cmp::Ordering::Equal,
+        });
         Ok(groups)
+    }
+
+    /// Every group whose key reads; a damaged key file is logged and skipped, so one bad file
+    /// does not stop the others from opening messages (`mule group list` names it).
+    pub fn usable(&self) -> Vec<Group> {
+        match self.list_each() {
+            Ok(all) => all
+                .into_iter()
+                .filter_map(|g| g.map_err(|e| tracing::warn!("group key skipped: {e}")).ok())
+                .collect(),
+            Err(e) => {
+                tracing::warn!("group keys unreadable: {e}");
+                Vec::new()
+            }
+        }
     }
 
     /// The group called `name`.

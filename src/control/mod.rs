@@ -32,21 +32,31 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
-    /// Sign, store and relay a new message.
+    /// Seal, sign, store and relay a new message.
     Send {
         /// Recipient: a peer id, a name, or `*`.
         to: String,
         /// Text content.
         text: Option<String>,
-        /// Or a file to send (absolute path, read by the node).
+        /// A file to attach (absolute path, read by the node).
         file: Option<PathBuf>,
+        /// Seal for this group's members instead of following the recipient.
+        #[serde(default)]
+        group: Option<String>,
+        /// A group whose key to hand to the recipient (`mule group invite`).
+        #[serde(default)]
+        invite: Option<String>,
         /// Lifespan in milliseconds.
         lifespan_ms: u64,
     },
     /// Every complete message held.
     List,
-    /// Messages addressed to this node or to everyone.
-    Inbox,
+    /// Messages addressed to this node or to everyone, opened.
+    Inbox {
+        /// Where to save attachments (absolute); `None`: `<data-dir>/inbox/`.
+        #[serde(default)]
+        save_dir: Option<PathBuf>,
+    },
     /// Peers and counters.
     Status,
     /// Pull from a peer's repository what this node lacks (`mule pull`).
@@ -66,8 +76,8 @@ pub enum Request {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Response {
-    /// The new message's id.
-    Sent(String),
+    /// The new message's id and who can read it.
+    Sent(crate::node::Posted),
     /// Messages.
     Messages(Vec<MessageView>),
     /// Node status.

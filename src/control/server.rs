@@ -16,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::{socket_path, views, Request, Response, MAX_REQUEST};
 use crate::node::pull::Source;
-use crate::node::{Content, Node, PullOptions};
+use crate::node::{Letter, Node, Privacy, PullOptions};
 
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,18 +164,21 @@ async fn answer(request: Request, node: &Node) -> Response {
             to,
             text,
             file,
+            group,
+            invite,
             lifespan_ms,
         } => {
-            let content = match (text, file) {
-                (Some(t), None) => Content::Bytes(t.into_bytes()),
-                (None, Some(f)) => Content::File(f),
-                _ => return Response::Error("give exactly one of text and file".into()),
+            let parts = Letter::from_parts(&node.config().data_dir, text, file, invite.as_deref())
+                .and_then(|l| Ok((l, Privacy::from_group(group.as_deref())?)));
+            let (letter, privacy) = match parts {
+                Ok(p) => p,
+                Err(e) => return Response::Error(e.to_string()),
             };
             match node
-                .send(to, content, Duration::from_millis(lifespan_ms))
+                .post(to, letter, &privacy, Duration::from_millis(lifespan_ms))
                 .await
             {
-                Ok(id) => Response::Sent(id.to_string()),
+                Ok(posted) => Response::Sent(posted),
                 Err(e) => Response::Error(e.to_string()),
             }
         }
@@ -183,15 +186,15 @@ async fn answer(request: Request, node: &Node) -> Response {
             Ok(v) => Response::Messages(v),
             Err(e) => Response::Error(e.to_string()),
         },
-        Request::Inbox => {
-            match views::inbox(
-                node.store(),
-                &node.config().data_dir,
-                node.me(),
-                node.roots(),
-            )
-            .await
-            {
+        Request::Inbox { save_dir } => {
+            let reader = views::Reader {
+                data_dir: &node.config().data_dir,
+                identity: node.identity(),
+                me: node.me(),
+                roots: node.roots(),
+                save_dir,
+            };
+            match views::inbox(node.store(), &reader).await {
                 Ok(v) => Response::Messages(v),
                 Err(e) => Response::Error(e.to_string()),
             }

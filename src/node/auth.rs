@@ -183,6 +183,17 @@ impl Authoriser {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every peer that proved names in the names exchange, with the names that hold at
+    /// `now_ms`: the keys a message to a name is encrypted for.
+    pub fn name_holders(&self, now_ms: u64) -> Vec<Caller> {
+        let peers = self.peers();
+        peers
+            .peers()
+            .map(|p| peers.caller(p, now_ms))
+            .filter(|c| !c.names.is_empty())
+            .collect()
+    }
+
     /// The roots names are verified against.
     pub fn roots(&self) -> &Roots {
         &self.roots

@@ -15,8 +15,10 @@ pub mod counters;
 mod ctx;
 mod exchange;
 mod inbound;
+pub mod invites;
 pub mod manager;
 pub mod peers;
+pub mod post;
 pub mod pull;
 pub mod relay;
 pub mod schedule;
@@ -42,6 +44,7 @@ use auth::Authoriser;
 use counters::{Counters, Snapshot};
 use ctx::Ctx;
 
+pub use post::{Letter, PostError, Posted, Privacy, SealedFor};
 pub use pull::{PullError, PullOptions, PullProgress, PullReport};
 pub use send::{Content, SendError};
 
@@ -162,6 +165,11 @@ pub enum NodeEvent {
     Listening(Multiaddr),
     /// The first connection to a peer was established (a pull waits for it after a dial).
     Connected(PeerId),
+    /// A group invite sealed for this node arrived and its key was installed.
+    Joined {
+        /// The group.
+        group: String,
+    },
 }
 
 /// `mule status`.
@@ -257,6 +265,11 @@ impl Node {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(event_loop.run());
+        tasks.spawn(invites::run(
+            ctx.clone(),
+            ctx.events.subscribe(),
+            stop_rx.clone(),
+        ));
         tasks.spawn(manager::run(ctx.clone(), events, stop_rx));
         let node = Self {
             ctx,

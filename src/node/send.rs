@@ -54,14 +54,24 @@ pub enum Content {
     Bytes(Vec<u8>),
     /// A file, streamed: hashed first, then copied into the store chunk by chunk.
     File(PathBuf),
+    /// A file whose length and SHA-256 were computed while it was written (sealed content):
+    /// copied into the store without hashing it again.
+    Hashed {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        length: u64,
+        /// Its SHA-256.
+        sha256: [u8; 32],
+    },
 }
 
 /// Chunk size for copying a file into the store.
 const COPY_CHUNK: usize = 1 << 20;
 
-/// What to send, besides the content.
+/// Where a message goes and for how long, besides its content.
 #[derive(Clone, Debug)]
-pub struct Envelope {
+pub struct Addressing {
     /// A peer id, a name pattern (`campfire/bob`) or `*`.
     pub recipient: String,
     /// How long relays carry it.
@@ -75,14 +85,14 @@ pub async fn store_new(
     identity: &Identity,
     store: &Store,
     limits: &Limits,
-    envelope: Envelope,
+    addressing: Addressing,
     content: Content,
 ) -> Result<Stored, SendError> {
     let draft = Draft {
-        recipient: envelope.recipient,
+        recipient: addressing.recipient,
         created_ms: now_ms(),
-        lifespan_ms: u64::try_from(envelope.lifespan.as_millis()).unwrap_or(u64::MAX),
-        chains: envelope.chains,
+        lifespan_ms: u64::try_from(addressing.lifespan.as_millis()).unwrap_or(u64::MAX),
+        chains: addressing.chains,
     };
     let check = |header: Header| -> Result<Header, SendError> {
         header.check_unsigned(now_ms(), limits)?;
@@ -99,6 +109,14 @@ pub async fn store_new(
                 .await?
                 .map_err(file_error(&path))?;
             let header = check(draft.sign_digest(identity, length, digest)?)?;
+            copy_file(store, header, path).await
+        }
+        Content::Hashed {
+            path,
+            length,
+            sha256,
+        } => {
+            let header = check(draft.sign_digest(identity, length, sha256)?)?;
             copy_file(store, header, path).await
         }
     }
@@ -154,7 +172,7 @@ impl Node {
         content: Content,
         lifespan: Duration,
     ) -> Result<MessageId, Error> {
-        let envelope = Envelope {
+        let addressing = Addressing {
             recipient: recipient.into(),
             lifespan,
             chains: self.ctx.trust.header_chains(now_ms()),
@@ -163,7 +181,7 @@ impl Node {
             &self.ctx.identity,
             &self.ctx.store,
             &self.ctx.config.limits,
-            envelope,
+            addressing,
             content,
         )
         .await?;
