@@ -16,6 +16,7 @@ mod ctx;
 mod exchange;
 mod inbound;
 pub mod manager;
+pub mod metrics;
 pub mod peers;
 pub mod pull;
 pub mod relay;
@@ -75,6 +76,9 @@ pub struct Config {
     pub pull_from: Vec<crate::trust::Pattern>,
     /// How often a `pull_from` peer is pulled from again while it stays around.
     pub pull_interval: Duration,
+    /// Whether to keep a metrics registry ([`Node::metrics`]); off, libp2p's metrics are not
+    /// recorded at all.
+    pub metrics: bool,
 }
 
 impl Config {
@@ -93,6 +97,7 @@ impl Config {
             acl_file: None,
             pull_from: Vec::new(),
             pull_interval: Duration::from_secs(300),
+            metrics: false,
         }
     }
 
@@ -194,6 +199,7 @@ pub struct Node {
     ctx: Arc<Ctx>,
     stop: watch::Sender<bool>,
     tasks: Arc<tokio::sync::Mutex<Option<JoinSet<()>>>>,
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -233,7 +239,13 @@ impl Node {
         let mut net_config = config.net.clone();
         // Only trusted peers take ring slots, unless the out list trusts everyone.
         net_config.trusted_only = net_config.trusted_only || !auth.trusts_everyone();
-        let (net, events, event_loop) = net::new(&identity, net_config)?;
+        let mut registry = config
+            .metrics
+            .then(prometheus_client::registry::Registry::default);
+        let (net, events, event_loop) = match registry.as_mut() {
+            Some(registry) => net::with_metrics(&identity, net_config, registry)?,
+            None => net::new(&identity, net_config)?,
+        };
         let pulls = schedule::PullSchedule::new(config.pull_from.clone(), config.pull_interval);
         let (news, _) = broadcast::channel(NEWS_CAPACITY);
         let (node_events, _) = broadcast::channel(NEWS_CAPACITY);
@@ -254,6 +266,7 @@ impl Node {
             pulls: Mutex::new(pulls),
             listen: Mutex::new(Vec::new()),
         });
+        let metrics = registry.map(|r| Arc::new(metrics::Metrics::new(r, &ctx)));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(event_loop.run());
@@ -262,6 +275,7 @@ impl Node {
             ctx,
             stop,
             tasks: Arc::new(tokio::sync::Mutex::new(Some(tasks))),
+            metrics,
         };
         tracing::info!(peer_id = %node.ctx.peer_id, "node started");
         Ok(node)
@@ -300,6 +314,12 @@ impl Node {
     /// The node's settings.
     pub fn config(&self) -> &Config {
         &self.ctx.config
+    }
+
+    /// The metrics registry, if [`Config::metrics`] asked for one (the `--metrics` endpoint
+    /// serves it).
+    pub fn metrics(&self) -> Option<Arc<metrics::Metrics>> {
+        self.metrics.clone()
     }
 
     /// Traffic counters now.
