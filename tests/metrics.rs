@@ -108,10 +108,12 @@ async fn counters_rejections_and_libp2p_metrics_are_scraped() -> anyhow::Result<
     assert!(sample(&after, "mule_peers_connected").is_some_and(|n| n >= 1.0));
     let info = format!("mule_node_info{{peer_id=\"{}\"", b.peer_id());
     assert!(after.contains(&info), "{after}");
-    assert!(
-        after.contains("libp2p_swarm_connections_established_total"),
-        "{after}"
-    );
+    for libp2p in [
+        "libp2p_swarm_connections_established_total",
+        "libp2p_bandwidth_bytes_total{",
+    ] {
+        assert!(after.contains(libp2p), "{libp2p} missing: {after}");
+    }
     assert!(after.trim_end().ends_with("# EOF"));
 
     // The sender counts what it handed over.

@@ -49,7 +49,7 @@ impl std::fmt::Debug for EventLoop {
 }
 
 /// Builds the Swarm: TCP (noise, yamux), QUIC and DNS around the composed behaviour; with a
-/// registry, the transport also counts the bytes of every stream by protocol.
+/// registry, the transport also counts bytes by direction and transport protocol.
 fn build_swarm(
     identity: &Identity,
     config: &Config,

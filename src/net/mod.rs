@@ -190,8 +190,8 @@ pub fn new(identity: &Identity, config: Config) -> Result<(Handle, Events, Event
     build(identity, config, None)
 }
 
-/// [`new`], with libp2p's own metrics (connections, identify, Kademlia, ping, bytes per
-/// protocol) registered in `registry` under `libp2p_` and recorded by the loop as events pass.
+/// [`new`], with libp2p's own metrics (connections, identify, Kademlia, ping, bytes by
+/// transport) registered in `registry` under `libp2p_` and recorded by the loop as events pass.
 pub fn with_metrics(
     identity: &Identity,
     config: Config,

@@ -7,7 +7,7 @@
 //! Swarm task's peers and queues, the store's message count) is asked for by [`Metrics::encode`]
 //! before it encodes, each answer bounded by [`REFRESH_TIMEOUT`], and kept in gauges: a busy
 //! Swarm task delays a scrape, never the other way round. libp2p's own metrics (connections,
-//! identify, Kademlia, ping, bytes per protocol) share the registry under `libp2p_`.
+//! identify, Kademlia, ping, bytes by transport) share the registry under `libp2p_`.
 //!
 //! Names start with `mule_`; counters are encoded with the `_total` suffix (OpenMetrics text).
 
