@@ -251,22 +251,18 @@ impl Collector for State {
 
         // Copied under the lock, encoded after it is released.
         let queues = ctx.queues.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "mule_sync_queue_messages",
             "Messages waiting to be pushed, per selected peer.",
-            None,
-            MetricType::Gauge,
+            "peer",
+            queues
+                .iter()
+                .map(|(peer, len)| (peer.as_str(), *len as u64)),
         )?;
-        for (peer, len) in &queues {
-            ConstGauge::new(to_i64(*len))
-                .encode(family.encode_family(&[("peer", peer.as_str())])?)?;
-        }
 
         let transfers = ctx.transfers().snapshot(Instant::now());
-        let mut per_direction = [
-            (Direction::In, "in", 0i64, 0u64),
-            (Direction::Out, "out", 0, 0),
-        ];
+        let mut per_direction = [(Direction::In, "in", 0, 0), (Direction::Out, "out", 0, 0)];
         for t in &transfers {
             for (direction, _, count, left) in &mut per_direction {
                 if *direction == t.direction {
@@ -275,24 +271,39 @@ impl Collector for State {
                 }
             }
         }
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "mule_transfers_in_flight",
             "Multi-chunk transfers in progress, by direction.",
-            None,
-            MetricType::Gauge,
+            "direction",
+            per_direction
+                .iter()
+                .map(|(_, label, count, _)| (*label, *count)),
         )?;
-        for (_, label, count, _) in &per_direction {
-            ConstGauge::new(*count).encode(family.encode_family(&[("direction", *label)])?)?;
-        }
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "mule_transfer_bytes_remaining",
             "Bytes still to move in the transfers in progress, by direction.",
-            None,
-            MetricType::Gauge,
+            "direction",
+            per_direction
+                .iter()
+                .map(|(_, label, _, left)| (*label, *left)),
         )?;
-        for (_, label, _, left) in &per_direction {
-            ConstGauge::new(*left).encode(family.encode_family(&[("direction", *label)])?)?;
-        }
         Ok(())
     }
+}
+
+/// One gauge family with one label, a sample per `(label value, value)`.
+fn gauges<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, n) in samples {
+        ConstGauge::new(n).encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
 }
