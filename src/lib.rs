@@ -14,6 +14,8 @@
 //!   the pure [`relay`](node::relay) policy and access decisions, and the repository client
 //!   ([`pull`](node::pull)) with which an islander takes what a data mule carries.
 //! - [`control`]: the local control socket the CLI serves on top of a node.
+//! - [`metrics`]: the `--metrics` HTTP endpoint the CLI serves on top of a node (the registry
+//!   itself is [`node::metrics`]).
 //! - [`cli`]: the `mule` command line.
 //! - `testing` (feature `testing`): the harness the tests and benches share.
 //!
@@ -26,6 +28,7 @@ pub mod content;
 pub mod control;
 pub mod identity;
 pub mod message;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod protocol;

@@ -62,15 +62,20 @@ impl NodeProcess {
 
     /// The first `listening on ...` address printed.
     fn listen_addr(&self) -> anyhow::Result<String> {
+        self.printed("listening on ")
+    }
+
+    /// The rest of the next line printed that starts with `prefix`.
+    fn printed(&self, prefix: &str) -> anyhow::Result<String> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self
                 .lines
                 .recv_timeout(left)
-                .context("node printed no listen address")?;
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return Ok(addr.to_owned());
+                .with_context(|| format!("node printed no `{prefix}` line"))?;
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(rest.to_owned());
             }
         }
     }
@@ -493,5 +498,69 @@ fn an_islander_pulls_from_a_mule_with_and_without_its_own_node() -> anyhow::Resu
     let err = failure(mule(island_dir.path(), &["pull", "--from", mule_peer])?)?;
     assert!(err.contains("give --from as an address"), "{err}");
     assert!(mule_node.stop()?.success());
+    Ok(())
+}
+
+/// `metrics = 0` in the config file: a bare port, on loopback, chosen by the OS and printed;
+/// the endpoint answers a raw HTTP request; a taken port stops a second node with a clear error.
+#[test]
+fn node_serves_metrics_on_a_bare_port() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("config.toml"), "metrics = 0\n")?;
+    let node = NodeProcess::start(dir.path(), &[])?;
+    let url = node.printed("metrics on ")?;
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .with_context(|| format!("not a metrics url: {url}"))?;
+    anyhow::ensure!(addr.starts_with("127.0.0.1:"), "{addr}");
+    anyhow::ensure!(!addr.ends_with(":0"), "the real port is printed: {addr}");
+
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: mule\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    anyhow::ensure!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    anyhow::ensure!(
+        answer.contains("mule_messages_received_total 0"),
+        "{answer}"
+    );
+
+    let other = tempfile::tempdir()?;
+    let out = mule(
+        other.path(),
+        &[
+            "node",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics",
+            addr,
+        ],
+    )?;
+    let err = failure(out)?;
+    anyhow::ensure!(
+        err.contains(&format!("cannot serve metrics on {addr}: ")),
+        "{err}"
+    );
+    node.stop()?;
+
+    let out = Command::new(MULE)
+        .env("MULE_METRICS", "9464")
+        .arg("--data-dir")
+        .arg(other.path())
+        .args(["config", "show", "--json"])
+        .output()?;
+    let shown: serde_json::Value = serde_json::from_str(&ok_stdout(out)?)?;
+    assert_eq!(shown["metrics"]["value"], serde_json::json!(["9464"]));
+    assert_eq!(shown["metrics"]["source"], "env");
+    let err = failure(mule(other.path(), &["node", "--metrics", "localhost"])?)?;
+    anyhow::ensure!(
+        err.contains("`localhost` is not a metrics address"),
+        "{err}"
+    );
     Ok(())
 }

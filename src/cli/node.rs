@@ -77,6 +77,10 @@ pub struct Args {
     /// Push chunk size in bytes.
     #[arg(long, default_value_t = crate::protocol::push::DEFAULT_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1024..=crate::protocol::push::MAX_CHUNK as i64), env = "MULE_CHUNK_SIZE")]
     chunk_size: u32,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`: `HOST:PORT`, or a bare port on
+    /// 127.0.0.1 (port 0: the OS chooses; the node prints the address).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, env = "MULE_METRICS")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
@@ -115,13 +119,28 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     }
     config.access.requests_per_second = args.rate_limit;
     config.access.burst = (args.rate_limit * 2.0).clamp(1.0, f64::from(u32::MAX)) as u32;
+    config.metrics = args.metrics.is_some();
 
     let node = Node::start(config).await?;
     let control = crate::control::server::Server::start(node.clone()).await?;
+    let metrics = match (args.metrics, node.metrics()) {
+        (Some(addr), Some(registry)) => match crate::metrics::Server::start(addr, registry).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                control.stop().await;
+                node.shutdown().await?;
+                return Err(e.into());
+            }
+        },
+        _ => None,
+    };
     let mut events = node.subscribe();
     super::out!("peer id: {}", node.peer_id());
     for addr in node.listen_addrs() {
         super::out!("listening on {addr}");
+    }
+    if let Some(server) = &metrics {
+        super::out!("metrics on http://{}/metrics", server.local_addr());
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -139,6 +158,9 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    if let Some(server) = metrics {
+        server.stop().await;
+    }
     control.stop().await;
     node.shutdown().await?;
     Ok(())

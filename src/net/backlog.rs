@@ -56,7 +56,6 @@ impl Backlog {
     }
 
     /// Events waiting.
-    #[cfg(test)]
     #[must_use]
     pub(super) fn len(&self) -> usize {
         self.order.len()

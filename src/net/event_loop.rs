@@ -4,6 +4,7 @@
 //! fills the [`Backlog`]).
 
 use futures::StreamExt;
+use libp2p::metrics::{Recorder, Registry};
 use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm};
@@ -33,6 +34,10 @@ pub struct EventLoop {
     repo: Pending<repo::Response>,
     names: Pending<names::Response>,
     listen_addrs: Vec<Multiaddr>,
+    /// libp2p's own metrics (`mule node --metrics`); recording is a few atomic adds per event.
+    metrics: Option<libp2p::metrics::Metrics>,
+    /// Inbound requests answered `busy` here because the app's request queue was full.
+    busy: u64,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -43,8 +48,13 @@ impl std::fmt::Debug for EventLoop {
     }
 }
 
-/// Builds the Swarm: TCP (noise, yamux), QUIC and DNS around the composed behaviour.
-fn build_swarm(identity: &Identity, config: &Config) -> Result<Swarm<Behaviour>, Error> {
+/// Builds the Swarm: TCP (noise, yamux), QUIC and DNS around the composed behaviour; with a
+/// registry, the transport also counts bytes by direction and transport protocol.
+fn build_swarm(
+    identity: &Identity,
+    config: &Config,
+    registry: Option<&mut Registry>,
+) -> Result<Swarm<Behaviour>, Error> {
     let behaviour = Behaviour::new(identity.keypair(), config)?;
     let builder = libp2p::SwarmBuilder::with_existing_identity(identity.keypair().clone())
         .with_tokio()
@@ -57,10 +67,21 @@ fn build_swarm(identity: &Identity, config: &Config) -> Result<Swarm<Behaviour>,
         .with_quic()
         .with_dns()
         .map_err(BuildError::Dns)?;
-    let Ok(builder) = builder.with_behaviour(|_| behaviour);
-    Ok(builder
-        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
-        .build())
+    let swarm_config =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(config.idle_timeout);
+    // The two branches differ in the transport's type, so each finishes its own builder.
+    Ok(match registry {
+        Some(registry) => {
+            let Ok(builder) = builder
+                .with_bandwidth_metrics(registry)
+                .with_behaviour(|_| behaviour);
+            builder.with_swarm_config(swarm_config).build()
+        }
+        None => {
+            let Ok(builder) = builder.with_behaviour(|_| behaviour);
+            builder.with_swarm_config(swarm_config).build()
+        }
+    })
 }
 
 impl EventLoop {
@@ -70,8 +91,10 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         requests: mpsc::Sender<Request>,
         peers: mpsc::Sender<Event>,
+        mut registry: Option<&mut Registry>,
     ) -> Result<Self, Error> {
-        let mut swarm = build_swarm(identity, &config)?;
+        let mut swarm = build_swarm(identity, &config, registry.as_deref_mut())?;
+        let metrics = registry.map(libp2p::metrics::Metrics::new);
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -94,6 +117,8 @@ impl EventLoop {
             repo: Pending::default(),
             names: Pending::default(),
             listen_addrs: Vec::new(),
+            metrics,
+            busy: 0,
         };
         event_loop.apply(start);
         Ok(event_loop)
@@ -201,6 +226,10 @@ impl EventLoop {
             connected: self.swarm.connected_peers().copied().collect(),
             selected: b.ring.selected().copied().collect(),
             known: b.ring.known_peers(),
+            queued_requests: super::REQUEST_CAPACITY.saturating_sub(self.requests.capacity()),
+            queued_peer_events: super::PEER_EVENT_CAPACITY.saturating_sub(self.peers.capacity()),
+            backlog: self.backlog.len(),
+            busy: self.busy,
         }
     }
 
@@ -210,6 +239,7 @@ impl EventLoop {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(Request { inbound, .. })) => {
                 tracing::debug!(%peer, "request queue full; answering busy");
+                self.busy += 1;
                 self.answer_busy(inbound);
             }
             // The app is gone: dropping the channel tells the peer.
@@ -277,6 +307,9 @@ impl EventLoop {
     }
 
     fn handle_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&event);
+        }
         match event {
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -312,6 +345,14 @@ impl EventLoop {
     }
 
     fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        if let Some(metrics) = &self.metrics {
+            match &event {
+                BehaviourEvent::Identify(e) => metrics.record(e),
+                BehaviourEvent::Kad(e) => metrics.record(e),
+                BehaviourEvent::Ping(e) => metrics.record(e),
+                _ => {}
+            }
+        }
         let inbound = match event {
             BehaviourEvent::Ring(ring::Event::Selected(peer)) => {
                 tracing::info!(%peer, "peer selected");

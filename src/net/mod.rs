@@ -27,6 +27,7 @@ pub mod ring;
 
 use std::time::Duration;
 
+use libp2p::metrics::Registry;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
@@ -128,6 +129,15 @@ pub struct Status {
     pub selected: Vec<PeerId>,
     /// Peers discovery reported.
     pub known: usize,
+    /// Inbound requests waiting for the app (at most [`REQUEST_CAPACITY`]).
+    pub queued_requests: usize,
+    /// Peer events waiting for the app in their channel (at most [`PEER_EVENT_CAPACITY`]).
+    pub queued_peer_events: usize,
+    /// Peer events that did not fit the channel and wait in the loop's backlog.
+    pub backlog: usize,
+    /// Inbound requests answered `busy` by the loop itself since it started, because the app's
+    /// request queue was full (the app counts its own refusals).
+    pub busy: u64,
 }
 
 /// An inbound request with the channel to answer it through [`Handle`].
@@ -177,10 +187,28 @@ pub struct Events {
 
 /// Builds the Swarm, starts listening and dials bootstrap peers.
 pub fn new(identity: &Identity, config: Config) -> Result<(Handle, Events, EventLoop), Error> {
+    build(identity, config, None)
+}
+
+/// [`new`], with libp2p's own metrics (connections, identify, Kademlia, ping, bytes by
+/// transport) registered in `registry` under `libp2p_` and recorded by the loop as events pass.
+pub fn with_metrics(
+    identity: &Identity,
+    config: Config,
+    registry: &mut Registry,
+) -> Result<(Handle, Events, EventLoop), Error> {
+    build(identity, config, Some(registry))
+}
+
+fn build(
+    identity: &Identity,
+    config: Config,
+    registry: Option<&mut Registry>,
+) -> Result<(Handle, Events, EventLoop), Error> {
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (req_tx, req_rx) = mpsc::channel(REQUEST_CAPACITY);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENT_CAPACITY);
-    let event_loop = EventLoop::new(identity, config, cmd_rx, req_tx, peer_tx)?;
+    let event_loop = EventLoop::new(identity, config, cmd_rx, req_tx, peer_tx, registry)?;
     Ok((
         Handle { commands: cmd_tx },
         Events {

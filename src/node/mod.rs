@@ -17,6 +17,7 @@ mod exchange;
 mod inbound;
 pub mod invites;
 pub mod manager;
+pub mod metrics;
 pub mod peers;
 pub mod post;
 pub mod pull;
@@ -78,6 +79,9 @@ pub struct Config {
     pub pull_from: Vec<crate::trust::Pattern>,
     /// How often a `pull_from` peer is pulled from again while it stays around.
     pub pull_interval: Duration,
+    /// Whether to keep a metrics registry ([`Node::metrics`]); off, libp2p's metrics are not
+    /// recorded at all.
+    pub metrics: bool,
 }
 
 impl Config {
@@ -96,6 +100,7 @@ impl Config {
             acl_file: None,
             pull_from: Vec::new(),
             pull_interval: Duration::from_secs(300),
+            metrics: false,
         }
     }
 
@@ -202,6 +207,7 @@ pub struct Node {
     ctx: Arc<Ctx>,
     stop: watch::Sender<bool>,
     tasks: Arc<tokio::sync::Mutex<Option<JoinSet<()>>>>,
+    metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -241,7 +247,13 @@ impl Node {
         let mut net_config = config.net.clone();
         // Only trusted peers take ring slots, unless the out list trusts everyone.
         net_config.trusted_only = net_config.trusted_only || !auth.trusts_everyone();
-        let (net, events, event_loop) = net::new(&identity, net_config)?;
+        let mut registry = config
+            .metrics
+            .then(prometheus_client::registry::Registry::default);
+        let (net, events, event_loop) = match registry.as_mut() {
+            Some(registry) => net::with_metrics(&identity, net_config, registry)?,
+            None => net::new(&identity, net_config)?,
+        };
         let pulls = schedule::PullSchedule::new(config.pull_from.clone(), config.pull_interval);
         let (news, _) = broadcast::channel(NEWS_CAPACITY);
         let (node_events, _) = broadcast::channel(NEWS_CAPACITY);
@@ -262,6 +274,7 @@ impl Node {
             pulls: Mutex::new(pulls),
             listen: Mutex::new(Vec::new()),
         });
+        let metrics = registry.map(|r| Arc::new(metrics::Metrics::new(r, &ctx)));
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(event_loop.run());
@@ -275,6 +288,7 @@ impl Node {
             ctx,
             stop,
             tasks: Arc::new(tokio::sync::Mutex::new(Some(tasks))),
+            metrics,
         };
         tracing::info!(peer_id = %node.ctx.peer_id, "node started");
         Ok(node)
@@ -313,6 +327,12 @@ impl Node {
     /// The node's settings.
     pub fn config(&self) -> &Config {
         &self.ctx.config
+    }
+
+    /// The metrics registry, if [`Config::metrics`] asked for one (the `--metrics` endpoint
+    /// serves it).
+    pub fn metrics(&self) -> Option<Arc<metrics::Metrics>> {
+        self.metrics.clone()
     }
 
     /// Traffic counters now.
