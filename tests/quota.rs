@@ -86,7 +86,9 @@ async fn a_push_that_cannot_fit_gets_storage_full_and_the_sender_keeps_working(
     );
 
     // The same through A's own sync: A sends a message B cannot take...
-    let too_big = a.send("*", Content::Bytes(vec![9u8; 120_000]), HOUR).await?;
+    let too_big = a
+        .send("*", Content::Bytes(vec![9u8; 120_000]), HOUR)
+        .await?;
     wait_until("B refused A's large message with storage-full", || async {
         Ok(storage_full_refusals(&b) >= 2)
     })

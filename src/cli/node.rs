@@ -171,11 +171,15 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        _ => return Err(format!("`{text}` is not a size (bytes, or a number with a unit such as 500MB or 2GiB)")),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size (bytes, or a number with a unit such as 500MB or 2GiB)"
+            ))
+        }
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (bytes, or a number with a unit such as 500MB or 2GiB)"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{text}` is not a size (bytes, or a number with a unit such as 500MB or 2GiB)")
+    })?;
     n.checked_mul(multiplier)
         .ok_or_else(|| format!("`{text}` is too large"))
 }

@@ -64,10 +64,7 @@ pub(crate) fn plan(
     if need == 0 {
         return Ok(Vec::new());
     }
-    let mut order: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| c.evictable(now_ms))
-        .collect();
+    let mut order: Vec<&Candidate> = candidates.iter().filter(|c| c.evictable(now_ms)).collect();
     order.sort_by_key(|c| (!c.expired(now_ms), c.expires_ms, c.id));
     let mut freed = 0u64;
     let mut chosen = Vec::new();

@@ -9,8 +9,18 @@ const OWN_SEED: [u8; 32] = [7; 32];
 const OTHER_SEED: [u8; 32] = [8; 32];
 
 /// A message of `len` bytes signed by `seed`, created `age_ms` ago, living `lifespan_ms`.
-fn message(seed: [u8; 32], len: usize, age_ms: u64, lifespan_ms: u64) -> anyhow::Result<(Header, Vec<u8>)> {
-    let content = big(len, seed[0].wrapping_add(len as u8).wrapping_add(lifespan_ms as u8));
+fn message(
+    seed: [u8; 32],
+    len: usize,
+    age_ms: u64,
+    lifespan_ms: u64,
+) -> anyhow::Result<(Header, Vec<u8>)> {
+    let content = big(
+        len,
+        seed[0]
+            .wrapping_add(len as u8)
+            .wrapping_add(lifespan_ms as u8),
+    );
     let header = Draft {
         recipient: "*".into(),
         created_ms: now_ms() - age_ms,
@@ -137,10 +147,17 @@ async fn own_unsent_messages_are_kept_and_what_cannot_fit_is_refused() -> TestRe
 
     // Once a peer has the own message, it may make room like any relayed one.
     store
-        .set_delivery(own.0.id, PeerKey::from(vec![9]), Delivery::Sent { at_ms: now_ms() })
+        .set_delivery(
+            own.0.id,
+            PeerKey::from(vec![9]),
+            Delivery::Sent { at_ms: now_ms() },
+        )
         .await?;
     relayed(&store, &newcomer).await?;
-    assert!(!store.exists(own.0.id).await?, "the delivered own message expires first");
+    assert!(
+        !store.exists(own.0.id).await?,
+        "the delivered own message expires first"
+    );
     assert!(store.exists(other.0.id).await?);
     assert_eq!(store.usage().used, 80_000);
     Ok(())
@@ -177,9 +194,15 @@ async fn open_transfers_hold_their_declared_length() -> TestResult {
     let mut transfer = store
         .begin_write_from(incoming.0.clone(), Some(relay_peer()))
         .await?;
-    assert_eq!(store.usage().used, 80_000, "a resumed transfer reserves nothing more");
+    assert_eq!(
+        store.usage().used,
+        80_000,
+        "a resumed transfer reserves nothing more"
+    );
     let at = transfer.offset();
-    transfer.append(at, incoming.1[at as usize..].to_vec()).await?;
+    transfer
+        .append(at, incoming.1[at as usize..].to_vec())
+        .await?;
     transfer.finish().await?;
     assert_eq!(store.usage().used, 80_000);
     Ok(())
@@ -243,7 +266,10 @@ async fn the_count_agrees_with_the_index_after_a_crash_mid_eviction() -> TestRes
     // without rows: put it back, as such a crash would have left it.
     std::fs::write(content_file(dir.path(), &old.0.id), saved)?;
     let store = open_with_quota(dir.path(), 100_000).await?;
-    assert!(!content_file(dir.path(), &old.0.id).exists(), "recovery sweeps it");
+    assert!(
+        !content_file(dir.path(), &old.0.id).exists(),
+        "recovery sweeps it"
+    );
     assert!(!store.exists(old.0.id).await?);
     assert_eq!(store.usage(), before);
     assert_eq!(store.len().await?, 2);
