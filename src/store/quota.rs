@@ -258,6 +258,7 @@ impl Store {
                 },
             };
             last = Some(full(own_unsent(&scan, now_ms)));
+            let chosen: std::collections::HashSet<MessageId> = chosen.into_iter().collect();
             let rows = scan
                 .candidates
                 .iter()
