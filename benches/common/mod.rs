@@ -224,6 +224,9 @@ pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 pub fn node_config(dir: &Path) -> Config {
     let mut config = Config::for_tests(dir);
     config.store.cache_bytes = env_u64("MULE_BENCH_CACHE_BYTES", 4 << 20) as usize;
+    // Benches measure throughput, not eviction: a bulk payload may be larger than the default
+    // store quota.
+    config.store.max_bytes = u64::MAX;
     // Knobs for experiments; the defaults are the node's.
     config.push_window = env_u64("MULE_BENCH_PUSH_WINDOW", config.push_window as u64) as usize;
     config.chunk_size = env_u64("MULE_BENCH_CHUNK_SIZE", config.chunk_size as u64) as usize;

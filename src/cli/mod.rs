@@ -156,6 +156,14 @@ async fn open_offline(
     let identity =
         tokio::task::spawn_blocking(move || crate::identity::Identity::load_or_create(&dir))
             .await??;
-    let store = crate::store::Store::open(data_dir.join("store"), Default::default()).await?;
+    // The node's quota is not known here (it comes from its flags, environment or config
+    // file): a default one could evict what a node with a larger quota keeps. So nothing is
+    // evicted here; the node enforces its quota on the next message once it runs.
+    let config = crate::store::Config {
+        own_key: Some(identity.public_key()),
+        max_bytes: u64::MAX,
+        ..Default::default()
+    };
+    let store = crate::store::Store::open(data_dir.join("store"), config).await?;
     Ok((identity, store))
 }

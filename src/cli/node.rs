@@ -36,10 +36,17 @@ pub struct Args {
     /// Refuse and do not relay messages that have passed more than H relays.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_HOPS, value_name = "H", env = "MULE_MAX_HOPS")]
     max_hops: usize,
-    /// Refuse (before any content) and do not forward messages larger than this many bytes;
-    /// K, M and G suffixes mean KiB, MiB and GiB [default: 2G].
+    /// Refuse (before any content) and do not forward messages larger than this many bytes
+    /// (sizes as for --max-store-bytes) [default: 2GiB].
     #[arg(long, value_name = "BYTES", value_parser = parse_size, env = "MULE_MAX_MESSAGE_SIZE")]
     max_message_size: Option<u64>,
+    /// Store quota: content bytes of the messages held plus those promised to transfers in
+    /// progress. When full, relayed messages are evicted (expired first, then the soonest to
+    /// expire); this node's own undelivered ones are kept, and what still does not fit is
+    /// refused. Sizes: `500MB`, `2GiB`; K, M, G, T and KiB, MiB, GiB, TiB are powers of 1024,
+    /// KB, MB, GB, TB powers of 1000.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "1GiB", env = "MULE_MAX_STORE_BYTES")]
+    max_store_bytes: u64,
     /// Refuse and do not forward messages that live longer than this, e.g. `7d`, `12h`
     /// [default: 30 days].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "MULE_MAX_LIFESPAN")]
@@ -105,6 +112,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     if let Some(max) = args.max_message_size {
         config.limits.max_length = max;
     }
+    config.store.max_bytes = args.max_store_bytes;
     if let Some(max) = args.max_lifespan {
         config.limits.max_lifespan = max;
     }
@@ -166,19 +174,35 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A byte count with an optional K, M or G suffix (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
+/// A byte count with an optional unit: `B`; `K`, `M`, `G`, `T` or `KiB`, `MiB`, `GiB`, `TiB`
+/// (powers of 1024); `KB`, `MB`, `GB`, `TB` (powers of 1000). Case does not matter, and a space
+/// may separate the number from its unit.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let (digits, shift) = match text.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&text[..i], 10),
-        Some((i, 'M' | 'm')) => (&text[..i], 20),
-        Some((i, 'G' | 'g')) => (&text[..i], 30),
-        _ => (text, 0),
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size (bytes, or a number with a unit such as 500MB or 2GiB)"
+            ))
+        }
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (bytes, or a number with K, M or G)"))?;
-    n.checked_mul(1u64 << shift)
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("`{text}` is not a size (bytes, or a number with a unit such as 500MB or 2GiB)")
+    })?;
+    n.checked_mul(multiplier)
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
@@ -195,5 +219,14 @@ mod tests {
         assert!(parse_size("ten").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999999G").is_err());
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("3kb"), Ok(3_000));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("7B"), Ok(7));
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("-5MB").is_err());
     }
 }

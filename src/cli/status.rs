@@ -28,6 +28,11 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     }
     super::out!("messages:  {}", status.messages);
     super::out!(
+        "store:     {} of {} quota used",
+        crate::store::Size(status.store_used),
+        crate::store::Size(status.store_quota)
+    );
+    super::out!(
         "peers:     {} known, {} connected, {} selected",
         status.known_peers,
         status.connected_peers.len(),

@@ -1,7 +1,8 @@
 //! The peer manager, a node's main task: one sync task per selected peer, one task per inbound
 //! request (bounded: beyond [`INBOUND_CAPACITY`] requests in progress the next one is answered
-//! `busy` at once), and a maintenance tick that closes stalled transfers and collects expired
-//! messages.
+//! `busy` at once), and a maintenance tick that closes stalled transfers. Expired messages are
+//! collected by a task of their own ([`super::collect_expired`]), so no stream of requests
+//! can hold collection back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,11 +30,22 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
         let mut workers = JoinSet::new();
         let capacity = Arc::new(Semaphore::new(INBOUND_CAPACITY));
         let mut tick = tokio::time::interval(MAINTENANCE_TICK);
-        let mut last_collect: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
+                // Before the requests: a steady stream of them would otherwise starve it. It
+                // fires once per tick and only spawns work, so it cannot starve them.
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    inbound.reap_idle(now);
+                    let trust_ctx = ctx.clone();
+                    workers.spawn(async move { exchange::update_trust(&trust_ctx, &[]).await });
+                    let known = ctx.pulls.lock().unwrap_or_else(|p| p.into_inner()).known();
+                    for peer in known {
+                        workers.spawn(pull::scheduled::pull_if_due(ctx.clone(), peer));
+                    }
+                }
                 Some(event) = events.peers.recv() => match event {
                     Event::Selected(peer) => {
                         let (stop, fresh) = syncs.start(peer);
@@ -59,27 +71,6 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                         Err(_) => {
                             workers.spawn(inbound.clone().refuse_busy(peer, req));
                         }
-                    }
-                }
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    inbound.reap_idle(now);
-                    let trust_ctx = ctx.clone();
-                    workers.spawn(async move { exchange::update_trust(&trust_ctx, &[]).await });
-                    let known = ctx.pulls.lock().unwrap_or_else(|p| p.into_inner()).known();
-                    for peer in known {
-                        workers.spawn(pull::scheduled::pull_if_due(ctx.clone(), peer));
-                    }
-                    let due = last_collect
-                        .is_none_or(|at| now.saturating_duration_since(at) >= ctx.config.collect_interval);
-                    if due {
-                        last_collect = Some(now);
-                        let store = ctx.store.clone();
-                        workers.spawn(async move {
-                            if let Err(e) = store.collect_expired(crate::message::now_ms()).await {
-                                tracing::warn!(error = %e, "expiry collection failed");
-                            }
-                        });
                     }
                 }
                 Some(_) = workers.join_next(), if !workers.is_empty() => {}

@@ -4,7 +4,8 @@
 //! Tasks: the network [`EventLoop`](crate::net::EventLoop) owns the Swarm; the node's main task
 //! (the peer [`manager`]) starts and stops one `sync` task per selected peer and spawns an
 //! `inbound` task per request (at most [`manager::INBOUND_CAPACITY`] at once); a maintenance
-//! tick closes stalled transfers and collects expired messages. Every decision about what to
+//! tick closes stalled transfers; a collector task removes expired messages on its own
+//! schedule. Every decision about what to
 //! carry for whom is in [`relay`] (pure) and [`auth`]. See `diagrams/message-flow.svg`.
 //!
 //! The node knows nothing of the control socket: the CLI serves it on top of a running node.
@@ -194,6 +195,13 @@ pub struct Status {
     pub queues: BTreeMap<String, usize>,
     /// Complete messages held.
     pub messages: u64,
+    /// Store quota in use: content bytes of complete messages plus declared bytes of transfers
+    /// in progress.
+    #[serde(default)]
+    pub store_used: u64,
+    /// The store quota (`--max-store-bytes`).
+    #[serde(default)]
+    pub store_quota: u64,
     /// Traffic counters.
     pub counters: Snapshot,
     /// Multi-chunk transfers in flight, both directions.
@@ -234,7 +242,10 @@ impl Node {
 
     /// Starts a node with a given identity.
     pub async fn start_with(identity: Identity, config: Config) -> Result<Self, Error> {
-        let store = Store::open(config.data_dir.join("store"), config.store.clone()).await?;
+        let mut store_config = config.store.clone();
+        // The store never evicts this node's own messages that no peer has yet.
+        store_config.own_key = Some(identity.public_key());
+        let store = Store::open(config.data_dir.join("store"), store_config).await?;
         let (trust, acl) = {
             let (dir, acl_file, id) = (
                 config.data_dir.clone(),
@@ -281,6 +292,11 @@ impl Node {
         tasks.spawn(invites::run(
             ctx.clone(),
             ctx.events.subscribe(),
+            stop_rx.clone(),
+        ));
+        tasks.spawn(collect_expired(
+            ctx.store.clone(),
+            ctx.config.collect_interval,
             stop_rx.clone(),
         ));
         tasks.spawn(manager::run(ctx.clone(), events, stop_rx));
@@ -375,6 +391,7 @@ impl Node {
     pub async fn status(&self) -> Result<Status, Error> {
         let net = self.ctx.net.status().await?;
         let messages = self.ctx.store.len().await?;
+        let usage = self.ctx.store.usage();
         let strings = |v: &[PeerId]| v.iter().map(ToString::to_string).collect();
         Ok(Status {
             peer_id: self.ctx.peer_id.to_string(),
@@ -393,6 +410,8 @@ impl Node {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             messages,
+            store_used: usage.used,
+            store_quota: usage.quota,
             counters: self.ctx.counters.snapshot(),
             transfers: self.ctx.transfers().snapshot(std::time::Instant::now()),
         })
@@ -411,6 +430,26 @@ impl Node {
         let store = ctx.store.clone();
         drop(ctx);
         store.close().await.map_err(Error::from)
+    }
+}
+
+/// Collects expired messages every `every`, on a task of its own: nothing else the node does
+/// (a flood of inbound requests, a full writer queue) delays the schedule, and a collection
+/// that fails is logged and tried again at the next one. Its removals share the store's
+/// writer with pushes, whose queue is first come first served, so it is never starved there.
+async fn collect_expired(store: Store, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                if let Err(e) = store.collect_expired(crate::message::now_ms()).await {
+                    tracing::warn!(error = %e, "expiry collection failed");
+                }
+            }
+        }
     }
 }
 

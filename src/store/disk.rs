@@ -28,6 +28,18 @@ pub(super) fn is_full(e: &io::Error) -> bool {
     )
 }
 
+/// Bytes an unprivileged process may still write on the file system holding `path`.
+pub(super) fn free_bytes(path: &Path) -> io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    // Both are `u64` on 64-bit Linux, narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (
+        u64::from(stat.blocks_available()),
+        u64::from(stat.fragment_size()),
+    );
+    Ok(blocks.saturating_mul(size))
+}
+
 /// How an error involves the disk, which decides whether the database must be re-opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Failure {

@@ -93,6 +93,10 @@ pub enum Error {
         /// The file that could not grow (the index or a content file).
         path: PathBuf,
     },
+    /// The message does not fit in the store's quota, even after evicting what may go; nothing
+    /// was stored or evicted. On the wire: `storage-full`.
+    #[error("{0}")]
+    QuotaFull(super::Full),
     /// The index could not be re-opened after an I/O error; every use tries again. Nothing
     /// committed is lost.
     #[error("store index {path} is unavailable after an I/O error ({reason}); it is re-opened on the next use")]

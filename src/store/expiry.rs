@@ -1,5 +1,6 @@
 //! Expiry: removing messages past their lifespan, and partial transfers nobody is writing, with
-//! their files and delivery state. Rows go first, files after (see `protocols/store.md`).
+//! their files and delivery state. Rows go first, files after (see `protocols/store.md`); quota
+//! eviction ([`super::quota`]) removes messages the same way, through [`Store::remove`].
 
 use redb::{ReadableTable, WriteTransaction};
 
@@ -7,12 +8,23 @@ use super::tables::{self, PartialRecord, Stored, BY_CREATED, DELIVERY, INLINE, M
 use super::{blocking, remove_if_exists, Error, Store};
 use crate::message::MessageId;
 
+/// A complete message to remove, with what its removal needs and frees.
+#[derive(Clone, Debug)]
+pub(super) struct Row {
+    pub(super) id: MessageId,
+    pub(super) created_ms: u64,
+    /// Whether its content is in the index (else `content/<id>`).
+    pub(super) inline: bool,
+    /// Its declared length: the quota its removal frees.
+    pub(super) length: u64,
+}
+
 /// What one scan found past its lifespan.
 struct Expired {
-    /// `(created_ms, id, inline)` of complete messages.
-    messages: Vec<(u64, MessageId, bool)>,
-    /// Ids of partial transfers.
-    partial: Vec<MessageId>,
+    /// Complete messages.
+    messages: Vec<Row>,
+    /// Partial transfers, with their declared lengths.
+    partial: Vec<(MessageId, u64)>,
 }
 
 impl Store {
@@ -21,49 +33,70 @@ impl Store {
     pub async fn collect_expired(&self, now_ms: u64) -> Result<usize, Error> {
         let store = self.clone();
         let Expired { messages, partial } = blocking(move || store.find_expired(now_ms)).await?;
-        let partial: Vec<MessageId> = {
+        let partial: Vec<(MessageId, u64)> = {
             let active = self.active_lock();
             partial
                 .into_iter()
-                .filter(|id| !active.contains(id))
+                .filter(|(id, _)| !active.contains(id))
                 .collect()
         };
         if messages.is_empty() && partial.is_empty() {
             return Ok(0);
         }
+        let count = self.remove(messages, partial).await?;
+        if count > 0 {
+            tracing::info!(count, "collected expired messages");
+        }
+        Ok(count)
+    }
+
+    /// Removes complete messages and partial transfers, rows first (one commit), then files, the
+    /// order that keeps a crash harmless (`protocols/store.md`, section 4). The quota gets back
+    /// the bytes of the rows the commit actually removed: a row already gone (collected, or
+    /// evicted meanwhile) frees nothing twice. Returns how many messages were removed.
+    pub(super) async fn remove(
+        &self,
+        messages: Vec<Row>,
+        partial: Vec<(MessageId, u64)>,
+    ) -> Result<usize, Error> {
         let rows = messages.clone();
         let dead_partial = partial.clone();
-        self.inner
+        let (removed, freed) = self
+            .inner
             .writer
             .write(move |txn| {
-                for (created, id, _) in &rows {
-                    remove_message_rows(txn, *created, id.as_bytes())?;
+                let (mut removed, mut freed) = (Vec::new(), 0u64);
+                for row in &rows {
+                    if remove_message_rows(txn, row.created_ms, row.id.as_bytes())? {
+                        removed.push(row.id);
+                        freed = freed.saturating_add(row.length);
+                    }
                 }
                 let mut table = txn.open_table(PARTIAL)?;
-                for id in &dead_partial {
-                    table.remove(id.as_bytes().as_slice())?;
+                for (id, length) in &dead_partial {
+                    if table.remove(id.as_bytes().as_slice())?.is_some() {
+                        freed = freed.saturating_add(*length);
+                    }
                 }
-                Ok(())
+                Ok((removed, freed))
             })
             .await?;
+        self.inner.meter.sub(freed);
         let store = self.clone();
-        let count = messages.len();
+        let count = removed.len();
         blocking(move || {
             // Rows are gone; files without rows are garbage (and swept at start-up if we crash here).
-            for (_, id, inline) in &messages {
-                if !inline {
-                    remove_if_exists(&store.content_path(id))?;
+            for row in messages.iter().filter(|r| removed.contains(&r.id)) {
+                if !row.inline {
+                    remove_if_exists(&store.content_path(&row.id))?;
                 }
             }
-            for id in &partial {
+            for (id, _) in &partial {
                 remove_if_exists(&store.partial_path(id))?;
             }
             Ok(())
         })
         .await?;
-        if count > 0 {
-            tracing::info!(count, "collected expired messages");
-        }
         Ok(count)
     }
 
@@ -75,7 +108,12 @@ impl Store {
             let (_, value) = row?;
             let stored: Stored = tables::decode(value.value())?;
             if stored.header.expires_ms() < now_ms {
-                messages.push((stored.header.created_ms, stored.header.id, stored.inline));
+                messages.push(Row {
+                    id: stored.header.id,
+                    created_ms: stored.header.created_ms,
+                    inline: stored.inline,
+                    length: stored.header.length,
+                });
             }
         }
         let mut partial = Vec::new();
@@ -83,7 +121,7 @@ impl Store {
             let (_, value) = row?;
             let record: PartialRecord = tables::decode(value.value())?;
             if record.header.expires_ms() < now_ms {
-                partial.push(record.header.id);
+                partial.push((record.header.id, record.header.length));
             }
         }
         Ok(Expired { messages, partial })
@@ -92,12 +130,13 @@ impl Store {
 
 /// Removes a complete message's rows in every table (message, creation order, inline content,
 /// delivery state towards every peer) in `txn`. Its content file, if any, is the caller's.
+/// Returns whether the message row was there.
 pub(super) fn remove_message_rows(
     txn: &WriteTransaction,
     created: u64,
     key: &[u8],
-) -> Result<(), Error> {
-    txn.open_table(MESSAGES)?.remove(key)?;
+) -> Result<bool, Error> {
+    let existed = txn.open_table(MESSAGES)?.remove(key)?.is_some();
     txn.open_table(BY_CREATED)?.remove((created, key))?;
     txn.open_table(INLINE)?.remove(key)?;
     let mut delivery = txn.open_table(DELIVERY)?;
@@ -112,5 +151,5 @@ pub(super) fn remove_message_rows(
     for peer in &peers {
         delivery.remove((key, peer.as_slice()))?;
     }
-    Ok(())
+    Ok(existed)
 }

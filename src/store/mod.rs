@@ -27,7 +27,9 @@
 //! - `transfer.rs`: a resumable write of one message's content.
 //! - `read.rs`: records, contents, manifests, offsets.
 //! - `delivery.rs`: per-(message, peer) delivery state.
-//! - `expiry.rs`: collecting expired messages and transfers.
+//! - `expiry.rs`: collecting expired messages and transfers; removing messages.
+//! - `quota.rs`: the quota ([`Config::max_bytes`]) and making room; `evict.rs`: the pure
+//!   eviction order.
 //! - `writer.rs`: the single writer thread and its group commit.
 //! - `slot.rs`: the database handle, re-opened after an I/O error (`protocols/store.md`, "I/O
 //!   errors"); `disk.rs`: opening the file, content writes, telling a full disk apart.
@@ -37,9 +39,11 @@
 mod delivery;
 mod disk;
 mod error;
+mod evict;
 mod expiry;
 mod open;
 mod peer;
+mod quota;
 mod read;
 mod slot;
 mod tables;
@@ -58,6 +62,7 @@ pub use disk::DiskFull;
 pub use error::Error;
 pub use open::Recovery;
 pub use peer::PeerKey;
+pub use quota::{Full, Size, Usage};
 pub use read::{Content, Offset};
 pub use tables::{Delivery, Stored};
 pub use transfer::Transfer;
@@ -74,6 +79,14 @@ pub struct Config {
     pub inline_max: u64,
     /// redb page cache.
     pub cache_bytes: usize,
+    /// The quota: content bytes of complete messages plus declared bytes of transfers in
+    /// progress. A node relays for others only with the room its owner gives it; when a new
+    /// message does not fit, relayed messages are evicted (`protocols/store.md`, "Quota and
+    /// eviction"), and what still does not fit is refused with [`Error::QuotaFull`].
+    pub max_bytes: u64,
+    /// This node's public key: messages it signed that no peer has yet are never evicted, the
+    /// store being their only copy. `None` keeps every message no peer has, whoever sent it.
+    pub own_key: Option<[u8; 32]>,
     /// Simulates a full disk (tests only): see [`DiskFull`].
     #[cfg(any(test, feature = "testing"))]
     pub disk_full: Option<DiskFull>,
@@ -84,6 +97,9 @@ impl Config {
     pub const DEFAULT_INLINE_MAX: u64 = 64 * 1024;
     /// Default cache: 64 MiB (redb's own default of 1 GiB is far too much for a phone).
     pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+    /// Default quota: 1 GiB. Enough for thousands of messages or a few large files, and small
+    /// enough for a phone or a small SD card; a node with room to spare raises it.
+    pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 }
 
 impl Default for Config {
@@ -91,6 +107,8 @@ impl Default for Config {
         Self {
             inline_max: Self::DEFAULT_INLINE_MAX,
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            own_key: None,
             #[cfg(any(test, feature = "testing"))]
             disk_full: None,
         }
@@ -112,6 +130,10 @@ struct Inner {
     joiner: Mutex<Option<writer::Joiner>>,
     /// Ids with a live [`Transfer`]: a second writer gets [`Error::Busy`].
     active: Mutex<HashSet<MessageId>>,
+    /// Quota in use (see `quota.rs`).
+    meter: quota::Meter,
+    /// Held while evicting, so that two admissions do not evict for the same shortfall.
+    evicting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {

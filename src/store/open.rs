@@ -65,12 +65,16 @@ impl Store {
                 writer,
                 joiner: Mutex::new(Some(joiner)),
                 active: Mutex::new(HashSet::new()),
+                meter: Default::default(),
+                evicting: tokio::sync::Mutex::new(()),
             }),
         };
         let recovery = store.recover()?;
         if recovery != Recovery::default() {
             tracing::warn!(?recovery, "store recovered from an unclean shutdown");
         }
+        // Counted from the rows that survived recovery: the index is the only truth.
+        store.inner.meter.set(store.measure()?);
         Ok(store)
     }
 

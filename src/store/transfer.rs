@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::tables::{self, PartialRecord, MESSAGES, PARTIAL};
 use super::write::{insert_message, record_source};
-use super::{blocking, disk, Error, PeerKey, Store, Stored};
+use super::{blocking, disk, Error, Offset, PeerKey, Store, Stored};
 use crate::message::{Header, MessageId};
 
 /// An open transfer: append chunks at the held offset, then [`Transfer::finish`].
@@ -60,8 +60,15 @@ impl Transfer {
             header: header.clone(),
             started_ms: crate::message::now_ms(),
         })?;
+        // A partial row reserves the whole declared length: a new one takes it from the quota
+        // (evicting if need be) before it is registered; a resumed one holds it already.
+        let reservation = match store.offset(id).await? {
+            Offset::Complete => return Err(Error::AlreadyStored(id)),
+            Offset::Partial(_) => None,
+            Offset::Unknown => Some(store.reserve(id, header.length).await?),
+        };
         // Register the partial row before any byte lands, so recovery keeps the file.
-        store
+        let inserted = store
             .inner
             .writer
             .write(move |txn| {
@@ -70,12 +77,20 @@ impl Transfer {
                     return Err(Error::AlreadyStored(id));
                 }
                 let mut partial = txn.open_table(PARTIAL)?;
-                if partial.get(key)?.is_none() {
-                    partial.insert(key, record.as_slice())?;
+                if partial.get(key)?.is_some() {
+                    return Ok(false);
                 }
-                Ok(())
+                partial.insert(key, record.as_slice())?;
+                Ok(true)
             })
             .await?;
+        match (inserted, reservation) {
+            (true, Some(r)) => r.keep(),
+            // The row was removed after the check (collected): it is back, and counts again.
+            (true, None) => store.inner.meter.add(header.length),
+            // The row appeared after the check: it holds the bytes already.
+            (false, r) => drop(r),
+        }
         let path = store.partial_path(&id);
         let length = header.length;
         let (file, held, hasher) = blocking(move || open_partial(&path, length)).await?;
@@ -190,10 +205,16 @@ impl Transfer {
             .inner
             .writer
             .write(move |txn| {
-                insert_message(txn, &header, &record, inline_bytes.as_deref())?;
-                record_source(txn, &header.id, from.as_ref(), at_ms)
+                let replaced = insert_message(txn, &header, &record, inline_bytes.as_deref())?;
+                record_source(txn, &header.id, from.as_ref(), at_ms)?;
+                Ok(replaced)
             })
             .await;
+        // The partial row held the quota for this message; if collection removed it meanwhile
+        // (and gave its bytes back), the complete message counts them again.
+        if let Ok(false) = result {
+            store.inner.meter.add(self.header.length);
+        }
         if inline {
             let path = store.partial_path(&id);
             blocking(move || super::remove_if_exists(&path)).await?;
@@ -205,17 +226,23 @@ impl Transfer {
         Ok(stored)
     }
 
-    /// Drops the partial data and its row.
+    /// Drops the partial data and its row, and gives back the quota the row held.
     async fn discard(&self) -> Result<(), Error> {
         let id = self.header.id;
-        self.store
+        let removed = self
+            .store
             .inner
             .writer
             .write(move |txn| {
-                txn.open_table(PARTIAL)?.remove(id.as_bytes().as_slice())?;
-                Ok(())
+                Ok(txn
+                    .open_table(PARTIAL)?
+                    .remove(id.as_bytes().as_slice())?
+                    .is_some())
             })
             .await?;
+        if removed {
+            self.store.inner.meter.sub(self.header.length);
+        }
         let path = self.store.partial_path(&id);
         blocking(move || super::remove_if_exists(&path)).await
     }

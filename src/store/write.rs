@@ -45,13 +45,20 @@ impl Store {
         };
         let record = tables::encode(&stored)?;
         let (header, received_ms) = (stored.header.clone(), stored.received_ms);
-        self.inner
+        let reservation = self.reserve(id, stored.header.length).await?;
+        let replaced_partial = self
+            .inner
             .writer
             .write(move |txn| {
-                insert_message(txn, &header, &record, Some(&content))?;
-                record_source(txn, &header.id, from.as_ref(), received_ms)
+                let replaced = insert_message(txn, &header, &record, Some(&content))?;
+                record_source(txn, &header.id, from.as_ref(), received_ms)?;
+                Ok(replaced)
             })
             .await?;
+        // A partial row it replaced had reserved these bytes already.
+        if !replaced_partial {
+            reservation.keep();
+        }
         tracing::debug!(id = %id.short(), "stored message inline");
         Ok(stored)
     }
@@ -73,13 +80,14 @@ impl Store {
 }
 
 /// Inserts a complete message's rows (and removes its partial row) in `txn`.
-/// Fails with [`Error::AlreadyStored`] if it is already there.
+/// Fails with [`Error::AlreadyStored`] if it is already there. Returns whether a partial row was
+/// removed: its reservation of the quota now counts for the complete message.
 pub(super) fn insert_message(
     txn: &WriteTransaction,
     header: &Header,
     record: &[u8],
     inline: Option<&[u8]>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let key = header.id.as_bytes().as_slice();
     let mut messages = txn.open_table(MESSAGES)?;
     if messages.get(key)?.is_some() {
@@ -91,8 +99,8 @@ pub(super) fn insert_message(
     if let Some(content) = inline {
         txn.open_table(INLINE)?.insert(key, content)?;
     }
-    txn.open_table(PARTIAL)?.remove(key)?;
-    Ok(())
+    let replaced = txn.open_table(PARTIAL)?.remove(key)?.is_some();
+    Ok(replaced)
 }
 
 /// Marks the peer a message came from as having it, in the transaction that stores it.

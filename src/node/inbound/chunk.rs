@@ -96,13 +96,35 @@ impl Handler {
             return Ok(Opened::Stored(len));
         }
         let id = header.id;
+        let is_new = !self.slots().contains_key(&id);
+        let free = if is_new {
+            // The quota takes the whole declared length, by eviction if need be, before a slot
+            // opens: a message that cannot fit is refused before any of its bytes arrive.
+            self.ctx
+                .store
+                .make_room(&header)
+                .await
+                .map_err(store_error)?;
+            self.ctx.store.free_disk_bytes().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot tell the free disk space; the quota alone limits transfers");
+                u64::MAX
+            })
+        } else {
+            u64::MAX
+        };
         let mut slots = self.slots();
         if !slots.contains_key(&id) {
             let open = slots
                 .values()
                 .map(|s| (s.peer, s.header.length.saturating_sub(s.held())));
-            reorder::may_open(open, &peer, header.length)
-                .map_err(|e| err(Code::Busy, e.to_string()))?;
+            reorder::may_open(open, &peer, header.length, free).map_err(|e| {
+                let code = if e.is_space() {
+                    Code::StorageFull
+                } else {
+                    Code::Busy
+                };
+                err(code, e.to_string())
+            })?;
         }
         let slot = slots
             .entry(id)

@@ -60,6 +60,18 @@ pub(super) fn store_error(e: store::Error) -> WireError {
             tracing::warn!(error = %e, "refused a message: storage full");
             err(Code::StorageFull, "receiver storage is full; retry later")
         }
+        // Transient too: room comes back as this node's own messages are delivered and others
+        // expire. The local reasons (our quota, our unsent messages) are not the peer's business.
+        store::Error::QuotaFull(ref full) => {
+            tracing::warn!(error = %e, "refused a message: store quota full");
+            err(
+                Code::StorageFull,
+                format!(
+                    "receiver store is full: a {}-byte message does not fit in its quota; retry later",
+                    full.length
+                ),
+            )
+        }
         // Our own trouble (disk, shutdown): the peer may retry later.
         other => {
             tracing::error!(error = %other, "store failure while serving a request");

@@ -65,11 +65,9 @@ pub(crate) fn check_chunk(offset: u64, len: usize, length: u64) -> Result<(), Ba
 pub(crate) const MAX_TRANSFERS_PER_PEER: usize = 16;
 /// Most transfers open at once, from all peers.
 pub(crate) const MAX_TRANSFERS: usize = 256;
-/// Most bytes open transfers may still claim (declared lengths minus bytes held), so that
-/// peers cannot reserve more than the disk can plausibly take by declaring huge messages.
-pub(crate) const MAX_RESERVED_BYTES: u64 = 8 << 30;
 
-/// Why a new transfer is not opened; answered `busy` (the peer may retry when others finish).
+/// Why a new transfer is not opened; answered `busy`, or `storage-full` for
+/// [`TooMany::Reserved`] (the peer may retry when others finish).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum TooMany {
     /// The peer holds its share of open transfers.
@@ -88,24 +86,35 @@ pub(crate) enum TooMany {
         /// The cap.
         max: usize,
     },
-    /// The declared length would reserve more than the budget.
-    #[error("a {length}-byte message would bring open transfers to {reserved} reserved bytes; at most {max}")]
+    /// The declared length would bring the bytes open transfers still expect past the free
+    /// space on the store's disk.
+    #[error("a {length}-byte message would bring open transfers to {reserved} bytes still to come; {max} bytes are free on the disk")]
     Reserved {
         /// The new message's length.
         length: u64,
-        /// What open transfers would claim with it.
+        /// What open transfers would still write with it.
         reserved: u64,
-        /// The budget.
+        /// The free space.
         max: u64,
     },
 }
 
+impl TooMany {
+    /// Whether the disk, not the number of transfers, is what is short.
+    pub(crate) fn is_space(&self) -> bool {
+        matches!(self, TooMany::Reserved { .. })
+    }
+}
+
 /// Whether `owner` may open one more transfer of `length` bytes, given the open transfers as
-/// (owner, bytes still to come) pairs.
+/// (owner, bytes still to come) pairs and `free` bytes on the store's disk: peers cannot make
+/// the node promise more bytes than the disk can take by declaring huge messages. (The store's
+/// quota counts declared lengths too; that check is the store's.)
 pub(crate) fn may_open<P: PartialEq>(
     open: impl IntoIterator<Item = (P, u64)>,
     owner: &P,
     length: u64,
+    free: u64,
 ) -> Result<(), TooMany> {
     let (mut mine, mut total, mut reserved) = (0usize, 0usize, 0u64);
     for (p, remaining) in open {
@@ -126,11 +135,11 @@ pub(crate) fn may_open<P: PartialEq>(
         });
     }
     let with = reserved.saturating_add(length);
-    if with > MAX_RESERVED_BYTES {
+    if with > free {
         return Err(TooMany::Reserved {
             length,
             reserved: with,
-            max: MAX_RESERVED_BYTES,
+            max: free,
         });
     }
     Ok(())
@@ -261,30 +270,47 @@ mod tests {
 
     #[test]
     fn open_transfers_are_capped_per_peer_in_total_and_in_bytes() {
+        const FREE: u64 = 8 << 30;
         let mine = vec![(1u8, 10u64); MAX_TRANSFERS_PER_PEER];
         assert_eq!(
-            may_open(mine.clone(), &1, 1),
+            may_open(mine.clone(), &1, 1, FREE),
             Err(TooMany::PerPeer {
                 open: MAX_TRANSFERS_PER_PEER,
                 max: MAX_TRANSFERS_PER_PEER
             })
         );
-        assert_eq!(may_open(mine, &2, 1), Ok(()), "other peers are unaffected");
+        assert_eq!(
+            may_open(mine, &2, 1, FREE),
+            Ok(()),
+            "other peers are unaffected"
+        );
         let many: Vec<(u16, u64)> = (0..MAX_TRANSFERS as u16).map(|p| (p, 1)).collect();
         assert!(matches!(
-            may_open(many, &9999, 1),
+            may_open(many, &9999, 1, FREE),
             Err(TooMany::Total { .. })
         ));
-        let big = vec![(1u8, MAX_RESERVED_BYTES - 10)];
-        assert_eq!(may_open(big.clone(), &2, 10), Ok(()));
         assert!(matches!(
-            may_open(big, &2, 11),
+            may_open(Vec::<(u8, u64)>::new(), &1, u64::MAX, FREE),
             Err(TooMany::Reserved { .. })
         ));
-        assert!(matches!(
-            may_open(Vec::<(u8, u64)>::new(), &1, u64::MAX),
-            Err(TooMany::Reserved { .. })
-        ));
+    }
+
+    #[test]
+    fn declared_bytes_still_to_come_are_capped_by_the_free_disk_space() {
+        let open = vec![(1u8, 600u64), (2, 300)];
+        assert_eq!(may_open(open.clone(), &3, 100, 1_000), Ok(()));
+        let refused = may_open(open.clone(), &3, 101, 1_000);
+        assert_eq!(
+            refused,
+            Err(TooMany::Reserved {
+                length: 101,
+                reserved: 1_001,
+                max: 1_000
+            })
+        );
+        assert!(refused.is_err_and(|e| e.is_space()));
+        // A disk with less free space than a fixed budget would allow refuses sooner.
+        assert!(may_open(Vec::<(u8, u64)>::new(), &1, 4_096, 4_095).is_err());
     }
 
     #[test]

@@ -258,7 +258,8 @@ impl Puller {
 
 /// Whether an error concerns one message only (skip it, go on) rather than the peer or the
 /// local store (stop). A refusal of one pull (`not-found`: the message expired meanwhile;
-/// `busy`; a rate limit) skips the message; a later pull takes it.
+/// `busy`; a rate limit) skips the message; a later pull takes it. So does a message too large
+/// for what the quota has left: a smaller one may still fit.
 fn skips_only_the_message(e: &PullError) -> bool {
     matches!(
         e,
@@ -269,7 +270,8 @@ fn skips_only_the_message(e: &PullError) -> bool {
             | PullError::Store(
                 store::Error::ContentMismatch(_)
                     | store::Error::AlreadyStored(_)
-                    | store::Error::Busy(_),
+                    | store::Error::Busy(_)
+                    | store::Error::QuotaFull(_),
             )
     )
 }

@@ -11,6 +11,7 @@ mod expiry;
 mod format;
 mod full;
 mod open;
+mod quota;
 mod write;
 
 type TestResult = anyhow::Result<()>;
