@@ -17,6 +17,24 @@ use mule::testing::start_as;
 use mule::trust::{self, Grant, Restrictions, Trust};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
+/// A text only Bob may read.
+const SECRET: &str = "psst: the spare key is under the third stone";
+
+/// Whether any file under `dir` contains `needle`.
+fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> anyhow::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let found = if path.is_dir() {
+            dir_contains(&path, needle)?
+        } else {
+            std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        };
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// A data dir for `id` that trusts `root` as `root_name`, holds a chain naming it
 /// `root_name/ext` (unless `ext` is `None`) and uses `acl` as its access lists.
@@ -187,7 +205,7 @@ async fn campfire_members_only() -> anyhow::Result<()> {
     // A name as recipient: Bob's inbox shows it, Carol's does not (she still carries it).
     // Alice knows Bob's key from the names exchange: the message is sealed for it.
     let letter = Letter {
-        text: Some("psst".into()),
+        text: Some(SECRET.into()),
         ..Letter::default()
     };
     let posted = alice
@@ -231,7 +249,13 @@ async fn campfire_members_only() -> anyhow::Result<()> {
         .find(|m| m.id == to_bob.to_string())
         .ok_or_else(|| anyhow::anyhow!("not in Bob's inbox"))?;
     assert_eq!(view.sender_names, vec!["campfire/alice".to_string()]);
-    assert_eq!(view.text.as_deref(), Some("psst"));
+    assert_eq!(view.text.as_deref(), Some(SECRET));
+    // Carol carried it (she relays) but holds only ciphertext: no file of hers contains it.
+    assert!(
+        !dir_contains(&carol.config().data_dir, SECRET.as_bytes())?,
+        "the relay's data dir holds the plaintext"
+    );
+    assert!(dir_contains(&bob.config().data_dir, b"campfire")?);
     assert_eq!(view.sealed, Some(views::Sealed::ForMe));
     assert!(!shown(&inbox(&carol).await?));
     assert!(

@@ -359,3 +359,39 @@ fn saving_stays_inside_never_overwrites_and_happens_once() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Pins the key derivation (`protocols/encryption.md`): seed 0x07 x 32.
+#[test]
+fn derivation_vector() {
+    use age::secrecy::ExposeSecret;
+    let id = Identity::from_seed([7; 32]);
+    let recipient = Recipient::of_peer(&id.peer_id()).unwrap().key.to_string();
+    let secret = super::keys::own_identity(&id).unwrap();
+    // The secret derived from the seed matches the public key derived from the peer id.
+    assert_eq!(secret.to_public().to_string(), recipient);
+    assert_eq!(
+        id.peer_id().to_string(),
+        "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7"
+    );
+    assert_eq!(
+        hex::encode(id.x25519_public()),
+        "761d88ec830413919dfe9d4d1d56f17e653c8c994082df5b137b90a0ae6edf74"
+    );
+    assert_eq!(
+        recipient,
+        "age1wcwc3myrqsfer807n4x364h30ejneryegzpd7kcn0wg2ptnwma6qfgnx5h"
+    );
+    assert_eq!(
+        secret.to_string().expose_secret(),
+        "AGE-SECRET-KEY-197KNNLHA0737YQ9FCCNWAAVEUCDZ6P2UFZ5Z3ZJW0EXYHJ3E9RUQHFTSZD"
+    );
+}
+
+/// Pins the envelope example of `protocols/envelope.md`.
+#[test]
+fn envelope_vector() {
+    assert_eq!(
+        hex::encode(text("hi").to_bytes().unwrap()),
+        "6d756c652f656e76656c6f70652f310a00000009a16474657874626869"
+    );
+}
