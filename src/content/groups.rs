@@ -176,7 +176,7 @@ impl Groups {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_error(&self.dir)(e)),
         };
-        let mut groups = Vec::new();
+        let mut files = Vec::new();
         for entry in entries {
             let path = entry.map_err(io_error(&self.dir))?.path();
             let Some(stem) = path
@@ -186,16 +186,15 @@ impl Groups {
             else {
                 continue;
             };
-            let Ok(name) = stem.parse::<GroupName>() else {
-                continue;
-            };
-            groups.push(read_key(&path).map(|identity| Group { identity, name }));
+            if let Ok(name) = stem.parse::<GroupName>() {
+                files.push((name, path));
+            }
         }
-        groups.sort_by(|a, b| match (a, b) {
-            (Ok(a), Ok(b)) => a.name.cmp(&b.name),
-            _ => std::cmp::Ordering::Equal,
-        });
-        Ok(groups)
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(files
+            .into_iter()
+            .map(|(name, path)| read_key(&path).map(|identity| Group { identity, name }))
+            .collect())
     }
 
     /// Every group whose key reads; a damaged key file is logged and skipped, so one bad file
@@ -240,22 +239,21 @@ impl Groups {
 
     /// Installs a key received in an invite from `from`, unless another key holds the name.
     pub fn install(&self, group: &Group, from: &str) -> Result<Installed, GroupError> {
-        if let Ok(held) = self.get(&group.name) {
-            return Ok(
-                if held.recipient().to_string() == group.recipient().to_string() {
-                    Installed::AlreadyHeld
-                } else {
-                    Installed::Conflict
-                },
-            );
+        match self.get(&group.name) {
+            Ok(held) if held.recipient().to_string() == group.recipient().to_string() => {
+                return Ok(Installed::AlreadyHeld)
+            }
+            Ok(_) => return Ok(Installed::Conflict),
+            Err(GroupError::Unknown(_)) => {}
+            // A damaged key file under that name: say so rather than write beside it.
+            Err(e) => return Err(e),
         }
         let note = format!("invited by {from}, {}", now_text());
-        Ok(if self.write_new(group, &note)? {
-            Installed::New
-        } else {
-            // Someone installed it between our check and our write: judge again.
-            return self.install(group, from);
-        })
+        if self.write_new(group, &note)? {
+            return Ok(Installed::New);
+        }
+        // Someone installed one between our check and our write: judge again.
+        self.install(group, from)
     }
 
     /// Writes `group`'s key file atomically, mode 0600; `false` if the name is taken.

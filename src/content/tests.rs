@@ -395,3 +395,22 @@ fn envelope_vector() {
         "6d756c652f656e76656c6f70652f310a00000009a16474657874626869"
     );
 }
+
+#[test]
+fn an_invite_over_a_damaged_key_file_is_an_error_not_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let groups = Groups::at(dir.path());
+    std::fs::create_dir_all(dir.path().join("groups")).unwrap();
+    std::fs::write(dir.path().join("groups/campfire.key"), "not a key\n").unwrap();
+    let invited = super::Group {
+        name: "campfire".parse().unwrap(),
+        identity: age::x25519::Identity::generate(),
+    };
+    let err = groups.install(&invited, "alice").unwrap_err();
+    assert!(
+        matches!(err, super::groups::GroupError::Damaged { .. }),
+        "{err}"
+    );
+    assert!(groups.list().is_err(), "list names the damaged file");
+    assert!(groups.usable().is_empty(), "usable skips it");
+}

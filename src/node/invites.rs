@@ -64,15 +64,24 @@ pub(super) async fn run(
 }
 
 async fn check(ctx: &Arc<Ctx>, id: MessageId) {
-    let Ok(Some(stored)) = ctx.store.get(id).await else {
-        return;
+    let stored = match ctx.store.get(id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(id = %id.short(), "not checked for a group invite: {e}");
+            return;
+        }
     };
     let header = &stored.header;
     if header.is_broadcast() || !relay::addresses(header, &ctx.me, crate::message::now_ms()) {
         return;
     }
-    let Ok((_, content)) = ctx.store.read(id).await else {
-        return;
+    let content = match ctx.store.read(id).await {
+        Ok((_, content)) => content,
+        Err(e) => {
+            tracing::warn!(id = %id.short(), "not checked for a group invite: {e}");
+            return;
+        }
     };
     let (identity, data_dir) = (ctx.identity.clone(), ctx.config.data_dir.clone());
     let from = crate::identity::key_label(&header.sender);

@@ -160,22 +160,20 @@ impl Poster<'_> {
             return Err(PostError::OpenInvite);
         }
         let head = head_of(&letter)?;
-        let content = match letter.file {
-            None => Content::Bytes(seal::seal_bytes(&head, &seal)?),
+        // A sealed file lives (as a temporary file) until the store holds its copy.
+        let (content, _sealed) = match letter.file {
+            None => (Content::Bytes(seal::seal_bytes(&head, &seal)?), None),
             Some(path) => {
                 let tmp = self.data_dir.join(SEALING_DIR);
                 let sealed =
                     tokio::task::spawn_blocking(move || seal::seal_file(&head, &path, &seal, &tmp))
                         .await??;
-                // The temporary file lives until the store holds its copy.
                 let content = Content::Hashed {
                     path: sealed.file.path().to_owned(),
                     length: sealed.length,
                     sha256: sealed.sha256,
                 };
-                let stored = self.store_it(to, content, lifespan).await?;
-                drop(sealed);
-                return Ok((stored, sealed_for));
+                (content, Some(sealed))
             }
         };
         Ok((self.store_it(to, content, lifespan).await?, sealed_for))
