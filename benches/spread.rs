@@ -3,6 +3,9 @@
 //! - `MULE_BENCH_SPREAD_NODES` (default 100), `MULE_BENCH_SPREAD_L` (default 4),
 //!   `MULE_BENCH_SEED` (default 42): which node sends.
 //! - `MULE_BENCH_SPREAD_SETTLE_S` (default 60): longest wait for the mesh to form.
+//! - `MULE_BENCH_SPREAD_FINGERS` (`powers`, default, or `scaled`): the ring's finger distances
+//!   ([`mule::net::ring::Fingers`]). The BFS depth of both modes' ideal overlays is reported
+//!   either way, beside the measured one.
 //!
 //! Star bootstrap from node 0, mDNS off. Once every node has selected min(L, N-1) peers and
 //! discovery has settled, one 1 KiB broadcast is sent at a random node. Results: time until every
@@ -19,6 +22,7 @@ use anyhow::{bail, Context};
 use common::{Goal, Record};
 use libp2p::PeerId;
 use mule::message::MessageId;
+use mule::net::ring::Fingers;
 use mule::node::{Content, Node, NodeEvent};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -40,9 +44,13 @@ fn main() -> anyhow::Result<()> {
     let l = common::env_u64("MULE_BENCH_SPREAD_L", 4) as usize;
     let seed = common::env_u64("MULE_BENCH_SEED", 42);
     let settle = Duration::from_secs(common::env_u64("MULE_BENCH_SPREAD_SETTLE_S", 60));
+    let fingers: Fingers = match std::env::var("MULE_BENCH_SPREAD_FINGERS") {
+        Ok(v) => v.parse().map_err(anyhow::Error::msg)?,
+        Err(_) => Fingers::default(),
+    };
     check_fds(n)?;
     let rt = common::runtime()?;
-    rt.block_on(run(n, l, seed, settle))
+    rt.block_on(run(n, l, fingers, seed, settle))
 }
 
 /// Raises the soft open-files limit to the hard one if needed, or explains what to do.
@@ -84,19 +92,27 @@ fn check_fds(n: usize) -> anyhow::Result<()> {
     )
 }
 
-async fn run(n: usize, l: usize, seed: u64, settle: Duration) -> anyhow::Result<()> {
+async fn run(
+    n: usize,
+    l: usize,
+    fingers: Fingers,
+    seed: u64,
+    settle: Duration,
+) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir().context("tempdir")?;
     let want = if l == 0 { n - 1 } else { l.min(n - 1) };
 
-    progress!("starting {n} nodes, L = {l}");
+    progress!("starting {n} nodes, L = {l}, fingers {fingers}");
     let t_start = Instant::now();
     let mut config = common::node_config(&tmp.path().join("n0"));
     config.net.max_active_peers = l;
+    config.net.fingers = fingers;
     let (first, bootstrap) = common::start_node(config).await?;
     let mut nodes = vec![first];
     for i in 1..n {
         let mut config = common::node_config(&tmp.path().join(format!("n{i}")));
         config.net.max_active_peers = l;
+        config.net.fingers = fingers;
         config.net.bootstrap = bootstrap.clone();
         let (node, _) = common::start_node(config)
             .await
@@ -121,15 +137,20 @@ async fn run(n: usize, l: usize, seed: u64, settle: Duration) -> anyhow::Result<
     // The overlay: actual selections now, and the ideal with every node knowing every peer.
     let ids: Vec<PeerId> = nodes.iter().map(Node::peer_id).collect();
     let index: HashMap<PeerId, usize> = ids.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-    let ideal: Vec<Vec<usize>> = ids
-        .iter()
-        .map(|me| {
-            mule::net::ring::select(me, &ids, l, |_| false)
-                .iter()
-                .filter_map(|p| index.get(p).copied())
-                .collect()
-        })
-        .collect();
+    let ideal_of = |fingers: Fingers| -> Vec<Vec<usize>> {
+        ids.iter()
+            .map(|me| {
+                mule::net::ring::select(me, &ids, l, fingers, |_| false)
+                    .iter()
+                    .filter_map(|p| index.get(p).copied())
+                    .collect()
+            })
+            .collect()
+    };
+    let ideal = ideal_of(fingers);
+    let diameter_of = |edges: &[Vec<usize>]| (0..n).filter_map(|s| eccentricity(edges, s)).max();
+    let ideal_diameter_powers = diameter_of(&ideal_of(Fingers::PowersOfTwo));
+    let ideal_diameter_scaled = diameter_of(&ideal_of(Fingers::Scaled));
     let mut actual = Vec::with_capacity(n);
     for node in &nodes {
         let selected = node.status().await?.selected_peers;
@@ -225,9 +246,9 @@ async fn run(n: usize, l: usize, seed: u64, settle: Duration) -> anyhow::Result<
     let max_path = histogram.keys().max().copied().unwrap_or(0);
     let mean_path = path_sum as f64 / histogram.values().sum::<u64>().max(1) as f64;
     let ideal_ecc = eccentricity(&ideal, origin);
-    let ideal_diameter = (0..n).filter_map(|s| eccentricity(&ideal, s)).max();
+    let ideal_diameter = diameter_of(&ideal);
     let actual_ecc = eccentricity(&actual, origin);
-    let actual_diameter = (0..n).filter_map(|s| eccentricity(&actual, s)).max();
+    let actual_diameter = diameter_of(&actual);
     progress!(
         "  transfers {transfers} for {} receivers ({:.1} % extra), already-seen answers {already_seen}, \
          content pushed {pushed:.0} times ({:.1} % extra)",
@@ -237,12 +258,14 @@ async fn run(n: usize, l: usize, seed: u64, settle: Duration) -> anyhow::Result<
     );
     progress!(
         "  path lengths {histogram:?}; ideal eccentricity {ideal_ecc:?} (diameter {ideal_diameter:?}), \
-         actual overlay eccentricity {actual_ecc:?} (diameter {actual_diameter:?})"
+         actual overlay eccentricity {actual_ecc:?} (diameter {actual_diameter:?}); \
+         ideal diameters: powers {ideal_diameter_powers:?}, scaled {ideal_diameter_scaled:?}"
     );
 
     let ctx = |r: Record| {
         r.ctx("nodes", n as u64)
             .ctx("L", l as u64)
+            .ctx("fingers", fingers.to_string())
             .ctx("seed", seed)
             .ctx("origin", origin as u64)
             .ctx("bytes", 1024)
@@ -293,6 +316,14 @@ async fn run(n: usize, l: usize, seed: u64, settle: Duration) -> anyhow::Result<
     r.ctx("hop_histogram", serde_json::Value::Object(hist_json))
         .ctx("mean_hops", mean_path)
         .ctx("ideal_diameter", ideal_diameter.map(|d| d as u64))
+        .ctx(
+            "ideal_diameter_powers",
+            ideal_diameter_powers.map(|d| d as u64),
+        )
+        .ctx(
+            "ideal_diameter_scaled",
+            ideal_diameter_scaled.map(|d| d as u64),
+        )
         .ctx("actual_overlay_eccentricity", actual_ecc.map(|d| d as u64))
         .ctx("actual_overlay_diameter", actual_diameter.map(|d| d as u64))
         .emit();

@@ -168,7 +168,11 @@ async fn each_rejection_has_its_code() -> anyhow::Result<()> {
         .await?;
     assert_eq!(code(&r), Some(Code::BadRequest));
     let ids = vec![MessageId([1; 32]); diff::MAX_IDS + 1];
-    match a.net().diff(bp, diff::Request { ids }).await? {
+    match a
+        .net()
+        .diff(bp, diff::Request { ids, claim: false })
+        .await?
+    {
         diff::Response::Error(e) => assert_eq!(e.code, Code::BadRequest),
         other => anyhow::bail!("expected bad-request, got {other:?}"),
     }
@@ -239,13 +243,25 @@ async fn no_route_and_rate_limit() -> anyhow::Result<()> {
     for _ in 0..2 {
         let r = x
             .net()
-            .diff(dp, diff::Request { ids: vec![mine.id] })
+            .diff(
+                dp,
+                diff::Request {
+                    ids: vec![mine.id],
+                    claim: false,
+                },
+            )
             .await?;
         assert_eq!(r, diff::Response::Has(vec![true]));
     }
     match x
         .net()
-        .diff(dp, diff::Request { ids: vec![mine.id] })
+        .diff(
+            dp,
+            diff::Request {
+                ids: vec![mine.id],
+                claim: false,
+            },
+        )
         .await?
     {
         diff::Response::Error(e) => assert_eq!(e.code, Code::RateLimitExceeded),
@@ -386,5 +402,36 @@ async fn open_transfers_are_capped_per_peer() -> anyhow::Result<()> {
         push(&c, bp, chunk(&other, 0, &big[..1000])).await?,
         push::Response::Offset(1000)
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_diff_claims_lacking_ids_for_the_first_asker() -> anyhow::Result<()> {
+    common::init_tracing();
+    let c = start(None, |_| {}).await?;
+    let a = start(Some(&c), |_| {}).await?;
+    let x = start(Some(&c), |_| {}).await?;
+    wait_selected(&a, 1).await?;
+    wait_selected(&x, 1).await?;
+    let cp = c.peer_id();
+    let m = sign(draft("*"), b"news travels fast")?;
+    let ask = |from: &TestNode, claim: bool| {
+        let net = from.net().clone();
+        let ids = vec![m.id];
+        async move { net.diff(cp, diff::Request { ids, claim }).await }
+    };
+    use diff::{Response, State};
+    // A asks first and is told to push; X, asking meanwhile, is told to hold back.
+    assert_eq!(ask(&a, true).await?, Response::States(vec![State::Lacks]));
+    assert_eq!(ask(&x, true).await?, Response::States(vec![State::Claimed]));
+    // The claimer keeps its claim; an old-style question still gets the plain answer.
+    assert_eq!(ask(&a, true).await?, Response::States(vec![State::Lacks]));
+    assert_eq!(ask(&x, false).await?, Response::Has(vec![false]));
+    // Once A pushed it, everyone hears it is held.
+    assert_eq!(
+        push(&a, cp, chunk(&m, 0, b"news travels fast")).await?,
+        push::Response::Offset(17)
+    );
+    assert_eq!(ask(&x, true).await?, Response::States(vec![State::Has]));
     Ok(())
 }

@@ -127,7 +127,13 @@ async fn campfire_members_only() -> anyhow::Result<()> {
     // The stranger is refused on every protocol...
     let d = stranger
         .net()
-        .diff(ap, diff::Request { ids: vec![] })
+        .diff(
+            ap,
+            diff::Request {
+                ids: vec![],
+                claim: false,
+            },
+        )
         .await?;
     assert!(
         matches!(&d, diff::Response::Error(e) if e.code == Code::NotAuthorized),

@@ -33,6 +33,11 @@ pub struct Args {
     /// Peer limit L: sync with at most L peers chosen by ring selection (0 = every peer).
     #[arg(long, default_value_t = net::Config::DEFAULT_MAX_ACTIVE_PEERS, value_name = "L", env = "MULE_MAX_ACTIVE_PEERS")]
     max_active_peers: usize,
+    /// Where the L peers sit on the ring sorted by peer id: `powers` (distances 1, 2, 4, ...,
+    /// 2^(L-1); fine up to a few dozen nodes) or `scaled` (distances N^(i/L), spread over the
+    /// whole ring: far fewer hops in large meshes).
+    #[arg(long, default_value_t = net::ring::Fingers::default(), value_name = "FINGERS", env = "MULE_FINGERS")]
+    fingers: net::ring::Fingers,
     /// Refuse and do not relay messages that have passed more than H relays.
     #[arg(long, default_value_t = Limits::DEFAULT_MAX_HOPS, value_name = "H", env = "MULE_MAX_HOPS")]
     max_hops: usize,
@@ -101,6 +106,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     config.net.bootstrap = args.bootstrap;
     config.net.mdns = !args.no_mdns;
     config.net.max_active_peers = args.max_active_peers;
+    config.net.fingers = args.fingers;
     if args.max_hops > Limits::MAX_HOPS {
         anyhow::bail!(
             "--max-hops {} is over the format limit of {}",

@@ -72,7 +72,8 @@ impl Behaviour {
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             ring: ring::Behaviour::new(local, config.max_active_peers)
-                .with_trusted_only(config.trusted_only),
+                .with_trusted_only(config.trusted_only)
+                .with_fingers(config.fingers),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_VERSION.into(), key.public())
                     .with_push_listen_addr_updates(true)

@@ -62,6 +62,8 @@ pub struct Config {
     pub mdns: bool,
     /// Peer limit L for ring selection; 0 = sync with every known peer.
     pub max_active_peers: usize,
+    /// Where the L selected peers sit on the ring ([`ring::Fingers`]).
+    pub fingers: ring::Fingers,
     /// Whether only peers marked trusted ([`Handle::set_trusted`]) take ring selection slots.
     /// Off by default: every known peer is eligible. Untrusted peers stay known and connected.
     pub trusted_only: bool,
@@ -97,6 +99,7 @@ impl Default for Config {
             bootstrap: Vec::new(),
             mdns: true,
             max_active_peers: Self::DEFAULT_MAX_ACTIVE_PEERS,
+            fingers: ring::Fingers::default(),
             trusted_only: false,
             max_connections: 512,
             idle_timeout: Duration::from_secs(30),

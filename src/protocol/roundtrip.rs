@@ -130,8 +130,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn diff_requests_round_trip(ids in vec(arb_id(), 0..=diff::MAX_IDS)) {
-        let len = request_round_trip(&mut diff_codec(), &diff::Request { ids })
+    fn diff_requests_round_trip(ids in vec(arb_id(), 0..=diff::MAX_IDS), claim in any::<bool>()) {
+        let len = request_round_trip(&mut diff_codec(), &diff::Request { ids, claim })
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(len as u64 <= diff::REQUEST_MAX, "{} bytes", len);
     }
@@ -139,6 +139,8 @@ proptest! {
     #[test]
     fn diff_responses_round_trip(resp in prop_oneof![
         vec(any::<bool>(), 0..=diff::MAX_IDS).prop_map(diff::Response::Has),
+        vec(0u8..3, 0..=diff::MAX_IDS)
+            .prop_map(|s| diff::Response::States(s.into_iter().map(diff::State::from).collect())),
         arb_error().prop_map(diff::Response::Error),
     ]) {
         let len = response_round_trip(&mut diff_codec(), &resp)
@@ -251,14 +253,13 @@ fn the_fullest_values_of_bounded_types_fit_the_codec_limits() -> anyhow::Result<
 
     let len = request_round_trip(
         &mut diff_codec(),
-        &diff::Request {
-            ids: vec![id; diff::MAX_IDS],
-        },
+        &diff::Request::claiming(vec![id; diff::MAX_IDS]),
     )
     .map_err(fail)?;
     assert!(len as u64 <= diff::REQUEST_MAX, "diff request: {len}");
     for resp in [
         diff::Response::Has(vec![true; diff::MAX_IDS]),
+        diff::Response::States(vec![diff::State::Claimed; diff::MAX_IDS]),
         diff::Response::Error(longest_error()),
     ] {
         let len = response_round_trip(&mut diff_codec(), &resp).map_err(fail)?;

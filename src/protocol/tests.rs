@@ -59,6 +59,7 @@ fn oversized_and_malformed_requests_reach_the_handler() -> anyhow::Result<()> {
         Vec::new(),
         &diff::Request {
             ids: vec![MessageId([1; 32])],
+            claim: false,
         },
     )?;
     let frame = block_on(codec.read_request(&proto(), &mut Cursor::new(ok)))?;
@@ -198,10 +199,28 @@ mod vectors {
             id,
         };
         Ok(vec![
-            ("diff-request", cbor(&diff::Request { ids: vec![id] })?),
+            (
+                "diff-request",
+                cbor(&diff::Request {
+                    ids: vec![id],
+                    claim: false,
+                })?,
+            ),
+            (
+                "diff-request-claim",
+                cbor(&diff::Request::claiming(vec![id]))?,
+            ),
             (
                 "diff-response-has",
                 cbor(&diff::Response::Has(vec![true, false]))?,
+            ),
+            (
+                "diff-response-states",
+                cbor(&diff::Response::States(vec![
+                    diff::State::Lacks,
+                    diff::State::Has,
+                    diff::State::Claimed,
+                ]))?,
             ),
             (
                 "diff-response-too-big",

@@ -24,7 +24,7 @@ use libp2p::{
     Multiaddr, PeerId,
 };
 
-use super::{select_eligible, ErrorLog, Handler};
+use super::{select_eligible, ErrorLog, Fingers, Handler};
 
 /// Peers a [`Behaviour`] keeps on its ring at most; further discoveries are ignored until some
 /// are removed. Bounds memory and the O(N) cost of each re-selection.
@@ -71,6 +71,7 @@ pub enum Event {
 pub struct Behaviour {
     local: PeerId,
     limit: usize,
+    fingers: Fingers,
     /// Whether only `trusted` peers may be selected.
     trusted_only: bool,
     /// Every peer discovery reported, except `local`.
@@ -105,6 +106,7 @@ impl Behaviour {
         Self {
             local,
             limit,
+            fingers: Fingers::default(),
             trusted_only: false,
             known: BTreeSet::new(),
             trusted: BTreeSet::new(),
@@ -120,6 +122,13 @@ impl Behaviour {
             events: VecDeque::new(),
             waker: None,
         }
+    }
+
+    /// Chooses where the selected peers sit on the ring (default [`Fingers::PowersOfTwo`]).
+    #[must_use]
+    pub fn with_fingers(mut self, fingers: Fingers) -> Self {
+        self.fingers = fingers;
+        self
     }
 
     /// Restricts selection to peers marked trusted ([`Behaviour::set_trusted`]) when `on`.
@@ -260,6 +269,7 @@ impl Behaviour {
             &self.local,
             &peers,
             self.limit,
+            self.fingers,
             |p| self.is_eligible(p),
             |p| bad.contains(p),
         );

@@ -12,6 +12,9 @@
 //!   stays strongly connected; the longer chords are shortcuts. Every distance below `2^L` is a
 //!   sum of distinct chords, so with `L >= log2 N` the diameter is at most `L` hops, i.e.
 //!   O(log N); with a smaller `L` it is about `N / 2^(L-1) + L` hops.
+//! - [`Fingers::Scaled`] picks distances `round(N^(i/L))` instead, spread geometrically over
+//!   the whole ring: at most about `L * N^(1/L)` hops, for large meshes with a small `L`
+//!   (N = 1000, L = 4: a diameter of 17 hops instead of 127).
 //! - When a distance lands on a peer already picked, or on a peer that keeps failing
 //!   ([`ErrorLog`]), the node walks forward to the next usable peer. Failing peers are taken only
 //!   when nothing else is left.
@@ -51,7 +54,7 @@ pub use errors::{
     ErrorLog, BAD_PEER_ERRORS, BAD_PEER_WINDOW, MAX_ERRORS_PER_PEER, MAX_ERROR_PEERS,
 };
 pub use handler::Handler;
-pub use select::{select, select_eligible};
+pub use select::{select, select_eligible, Fingers};
 
 #[cfg(test)]
 #[path = "tests/swarm.rs"]

@@ -7,6 +7,7 @@ use std::time::Instant;
 use libp2p::PeerId;
 use tracing::Instrument;
 
+use super::claims::Claims;
 use super::codes::{denied, err, store_error};
 use super::slot::Slot;
 use crate::message::MessageId;
@@ -22,6 +23,7 @@ use crate::store::Offset;
 pub(in crate::node) struct Handler {
     pub(super) ctx: Arc<Ctx>,
     pub(super) slots: Mutex<HashMap<MessageId, Arc<Slot>>>,
+    claims: Mutex<Claims>,
 }
 
 impl Handler {
@@ -29,6 +31,7 @@ impl Handler {
         Arc::new(Self {
             ctx,
             slots: Mutex::new(HashMap::new()),
+            claims: Mutex::new(Claims::default()),
         })
     }
 
@@ -57,9 +60,7 @@ impl Handler {
             let result = match inbound {
                 Inbound::Diff(frame, ch) => {
                     let r = self.diff(peer, frame).await;
-                    let r = self
-                        .account(r)
-                        .map_or_else(diff::Response::Error, diff::Response::Has);
+                    let r = self.account(r).unwrap_or_else(diff::Response::Error);
                     net.respond_diff(ch, r).await
                 }
                 Inbound::Push(frame, ch) => {
@@ -156,7 +157,7 @@ impl Handler {
         &self,
         peer: PeerId,
         frame: Frame<diff::Request>,
-    ) -> Result<Vec<bool>, WireError> {
+    ) -> Result<diff::Response, WireError> {
         self.ctx.auth.inbound(&peer).map_err(denied)?;
         let request = self.frame(peer, frame)?;
         if request.ids.len() > diff::MAX_IDS {
@@ -169,7 +170,33 @@ impl Handler {
                 ),
             ));
         }
-        self.ctx.store.has(request.ids).await.map_err(store_error)
+        let held = self
+            .ctx
+            .store
+            .has(request.ids.clone())
+            .await
+            .map_err(store_error)?;
+        // Claims are taken for every asker (an old sender that cannot hear `claimed` still
+        // pushes what it was told is lacking), but only reported to those who asked.
+        let now = Instant::now();
+        let states: Vec<diff::State> = {
+            let slots = self.slots();
+            let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+            request
+                .ids
+                .iter()
+                .zip(&held)
+                .map(|(id, &held)| {
+                    let receiving = slots.get(id).map(|slot| slot.peer);
+                    claims.answer(peer, *id, held, receiving, now)
+                })
+                .collect()
+        };
+        Ok(if request.claim {
+            diff::Response::States(states)
+        } else {
+            diff::Response::Has(held)
+        })
     }
 
     async fn repo(

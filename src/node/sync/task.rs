@@ -21,6 +21,11 @@ use crate::node::ctx::Ctx;
 use crate::protocol::diff;
 use crate::store::Delivery;
 
+/// How long a sender waits before offering again messages the peer said another sender
+/// claimed (plus up to half as much jitter). Short: the claimer has usually delivered by then,
+/// and if it vanished its claim lapses after `CLAIM_TTL` (10 s) at the receiver.
+const CLAIMED_RETRY_MS: u64 = 1_000;
+
 /// How a pass ended.
 struct Pass {
     connection_failed: bool,
@@ -62,10 +67,19 @@ pub(in crate::node) async fn run(
         let mut retry_all = true;
         let mut backlog: Vec<MessageId> = Vec::new();
         let mut failures = 0u32;
+        // When the earliest message that waits (a retry time, or claimed by another sender)
+        // is due. A full pass recomputes it; a pass over new messages only can move it earlier
+        // but must not forget what the last full pass found.
+        let mut retry_at: Option<u64> = None;
         while !*stop.borrow() {
             let ids = (!full_pass).then(|| std::mem::take(&mut backlog));
             let pass = pass(&ctx, peer, ids, std::mem::take(&mut retry_all)).await;
             ctx.set_queue(peer, 0);
+            if full_pass {
+                retry_at = pass.next_retry_ms;
+            } else if let Some(at) = pass.next_retry_ms {
+                plan::earliest(&mut retry_at, at);
+            }
             let wake_at = if pass.connection_failed {
                 failures = failures.saturating_add(1);
                 let delay = backoff::delay(failures - 1, rand::thread_rng().gen());
@@ -73,7 +87,7 @@ pub(in crate::node) async fn run(
                 Some(tokio::time::Instant::now() + delay)
             } else {
                 failures = 0;
-                pass.next_retry_ms.map(|at| {
+                retry_at.map(|at| {
                     tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
                 })
             };
@@ -176,9 +190,25 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>, retry_a
         return result;
     }
     ctx.set_queue(peer, candidates.now.len());
-    let Some(mut lacking) = lacking(ctx, peer, candidates.now).await else {
+    let Some(Lacking {
+        push: mut lacking,
+        claimed,
+    }) = lacking(ctx, peer, candidates.now).await
+    else {
         return Pass::broken();
     };
+    if claimed > 0 {
+        // Another peer is pushing these to it: ask again soon (by then it usually has them).
+        let jitter = rand::thread_rng().gen_range(0..=CLAIMED_RETRY_MS / 2);
+        tracing::debug!(
+            claimed,
+            "messages claimed by another sender; offering them later"
+        );
+        plan::earliest(
+            &mut result.next_retry_ms,
+            now_ms().saturating_add(CLAIMED_RETRY_MS + jitter),
+        );
+    }
     plan::in_creation_order(&mut lacking);
     prefetch_small(ctx, &mut lacking).await;
     let broken = push_all(ctx, peer, lacking, &mut result.next_retry_ms).await;
@@ -189,16 +219,38 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>, retry_a
     result
 }
 
-/// Diffs in batches; keeps only what the peer lacks and records the rest as delivered.
+/// What the diffs of a pass found.
+struct Lacking {
+    /// What the peer lacks and claimed for us: push it.
+    push: Vec<Candidate>,
+    /// What another peer is pushing to it right now: offer again later.
+    claimed: usize,
+}
+
+/// Diffs in batches; keeps only what the peer lacks and records what it holds as delivered.
 /// `None` if the peer could not be asked.
-async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<Vec<Candidate>> {
-    let mut lacking = Vec::new();
+async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<Lacking> {
+    let mut found = Lacking {
+        push: Vec::new(),
+        claimed: 0,
+    };
     let mut candidates = candidates.into_iter().peekable();
     while candidates.peek().is_some() {
         let batch: Vec<Candidate> = candidates.by_ref().take(diff::MAX_IDS).collect();
         let ids = batch.iter().map(Candidate::id).collect();
-        let has = match ctx.net.diff(peer, diff::Request { ids }).await {
-            Ok(diff::Response::Has(has)) if has.len() == batch.len() => has,
+        let states = match ctx.net.diff(peer, diff::Request::claiming(ids)).await {
+            Ok(diff::Response::States(states)) if states.len() == batch.len() => states,
+            // A receiver without claims answers the original form.
+            Ok(diff::Response::Has(has)) if has.len() == batch.len() => has
+                .into_iter()
+                .map(|has| {
+                    if has {
+                        diff::State::Has
+                    } else {
+                        diff::State::Lacks
+                    }
+                })
+                .collect(),
             Ok(other) => {
                 tracing::debug!(?other, "unusable diff answer");
                 return None;
@@ -212,16 +264,18 @@ async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<
             }
         };
         let mut already = Vec::new();
-        for (candidate, has) in batch.into_iter().zip(has) {
-            if has {
-                already.push((candidate.id(), Delivery::Sent { at_ms: now_ms() }));
-            } else {
-                lacking.push(candidate);
+        for (candidate, state) in batch.into_iter().zip(states) {
+            match state {
+                diff::State::Has => {
+                    already.push((candidate.id(), Delivery::Sent { at_ms: now_ms() }));
+                }
+                diff::State::Lacks => found.push.push(candidate),
+                diff::State::Claimed => found.claimed += 1,
             }
         }
         ctx.record_all(peer, already).await;
     }
-    Some(lacking)
+    Some(found)
 }
 
 /// Reads the small contents of the whole pass in one go.

@@ -143,7 +143,7 @@ fn discovered_peers_are_selected_and_dialled() {
     b.add_peer_at(local, t);
     assert!(take_actions(&mut b).is_empty());
 
-    let expected = select(&local, &peers, 4, |_| false);
+    let expected = select(&local, &peers, 4, super::Fingers::PowersOfTwo, |_| false);
     assert_eq!(expected, vec![peers[1], peers[2], peers[4], peers[8]]);
     assert_eq!(b.selected().copied().collect::<Vec<_>>(), expected);
     assert_eq!(current, expected.iter().copied().collect());
