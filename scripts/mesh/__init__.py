@@ -9,7 +9,8 @@ and then watches every node's store until each one holds every message (or a
 timeout expires).  From that it reports:
 
 * formation_s       seconds from the first node launch until every node had a
-                    peer (via `mule status --json`);
+                    peer (the status `mule status --json` prints, asked
+                    over the control socket);
 * first_coverage_s  seconds from the first send until some other node held a
                     message;
 * full_coverage_s   seconds from the first send until every node held every
@@ -41,7 +42,8 @@ cli        command line: options, defaults, exit codes (`main`)
 run        the experiment flow: prepare, start, form, send, watch, stop
 report     summary.json, details.json and coverage.svg of a finished run
 procs      node processes: the Node record, launching, signals and cleanup
-mulecli    short-lived `mule id/status/list/send` calls
+mulecli    short-lived `mule id/send` calls (and status/list for callers that want the CLI)
+control    status and list polls straight over each node's control socket
 netns      the private network-namespace lab behind --netns
 ports      listening ports known before any node starts
 topology   who bootstraps from whom (pure)

@@ -1,7 +1,8 @@
 """Short-lived `mule` commands (id, status, list, send) run against a node's data dir.
 
-The script never talks to a node's control socket itself: the CLI does, so
-what is measured is exactly what a user of the CLI sees.  Every failure
+Sends and identities go through the CLI, so they are exactly what a user
+does; the repeated polls of a run use `control.ControlSocket` instead (one
+process per poll of 200 nodes would dominate the timing). Every failure
 becomes a `CliError` with the command and the last line of its stderr.
 """
 

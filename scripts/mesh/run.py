@@ -24,6 +24,7 @@ from . import procs, report
 from .deliveries import Delivery, SentMessage, holds_all, record_listing
 from .errors import CliError, SetupError
 from .files import make_out_dir, tail
+from .control import ControlSocket
 from .mulecli import MuleCli
 from .netns import BRIDGE, BRIDGE_NS, NetnsLab, node_ip, node_ns
 from .parallel import capture
@@ -47,6 +48,7 @@ class MeshTest:
         self.args = args
         self.pool = pool
         self.cli = MuleCli(mule, args.cli_timeout)
+        self.control = ControlSocket(args.cli_timeout)
         self.mule = mule
         self.rng = random.Random(args.seed)
         self.sender_index = args.sender if args.sender is not None else (
@@ -219,7 +221,7 @@ class MeshTest:
         return False
 
     def wait_for_formation(self) -> float:
-        """Poll `mule status` until every node has a peer; return formation time."""
+        """Poll every node's status until each has a peer; return formation time."""
         args = self.args
         min_peers = min(args.max_active_peers, 1)
         unformed = list(self.nodes)
@@ -228,7 +230,7 @@ class MeshTest:
         last_report = 0.0
         while True:
             still = []
-            for node, status, err in self.parallel(self.cli.status, unformed):
+            for node, status, err in self.parallel(self.control.status, unformed):
                 if err:
                     last_seen[node.index] = f"status failed: {err}"
                     still.append(node)
@@ -282,8 +284,8 @@ class MeshTest:
             raise SetupError("`mule send` returned the same id for different messages")
 
     def poll_listing(self, node: Node) -> float:
-        """One `mule list` on `node`, recording new deliveries; the poll time."""
-        listing = self.cli.list_messages(node)
+        """One listing of `node`'s messages, recording new deliveries; the poll time."""
+        listing = self.control.list_messages(node)
         polled_at = time.time()
         record_listing(self.deliveries, node.index, listing, self.messages, polled_at)
         return polled_at
@@ -293,7 +295,7 @@ class MeshTest:
         return holds_all(self.deliveries, node.index, self.messages)
 
     def wait_for_coverage(self) -> None:
-        """Poll `mule list` on incomplete nodes until all hold every message."""
+        """Poll the listings of incomplete nodes until all hold every message."""
         args = self.args
         total = self.total_pairs
         deadline = self.messages[0].send_started + args.timeout
@@ -343,7 +345,7 @@ class MeshTest:
         """Counters from every node, then peak RSS, just before shutdown."""
         log("collecting final status and peak RSS from every node")
         alive = [n for n in self.nodes if n.is_alive()]
-        for node, status, err in self.parallel(self.cli.status, alive):
+        for node, status, err in self.parallel(self.control.status, alive):
             if err:
                 log(f"warning: final status of {node.label} failed: {err}")
             else:

@@ -3,9 +3,11 @@
 
 It implements only the CLI surface mesh-test uses (id, node, status, send,
 list) and nothing of the protocol: `node` listens on its TCP port on
-127.0.0.1 until SIGTERM, `send` drops the message into a directory shared by
-every data dir of the run, and `list` shows node n<i> a message 0.02*i
-seconds after it was sent, as if it had come over i % 3 relays.
+127.0.0.1 until SIGTERM and answers `status` and `list` on its control socket
+(`<data-dir>/control.sock`, one JSON line each way, as the real node), `send`
+drops the message into a directory shared by every data dir of the run, and
+`list` shows node n<i> a message 0.02*i seconds after it was sent, as if it
+had come over i % 3 relays.
 
 Knobs (environment): FAKE_MULE_DROP=<i> never delivers anything to node i;
 FAKE_MULE_CRASH=1 makes `node` exit with code 3 before listening.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import select
 import signal
 import socket
 import sys
@@ -54,7 +57,9 @@ def cmd_node(args: argparse.Namespace) -> int:
         return 3
     port = int(args.listen[0].split("/tcp/")[1].split("/")[0])
     server = socket.create_server(("127.0.0.1", port))
-    server.settimeout(0.1)
+    control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    control.bind(str(args.data_dir / "control.sock"))
+    control.listen(64)
     running = args.data_dir / "running"
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -65,12 +70,34 @@ def cmd_node(args: argparse.Namespace) -> int:
         print(f"listening on {addr}", flush=True)
     while not stop:
         try:
-            conn, _ = server.accept()
-            conn.close()
-        except (TimeoutError, OSError):
-            pass
+            ready, _, _ = select.select([server, control], [], [], 0.1)
+        except InterruptedError:
+            continue
+        for sock in ready:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            with conn:
+                if sock is control:
+                    answer_control(conn, args.data_dir)
     running.unlink()
+    (args.data_dir / "control.sock").unlink()
     return 0
+
+
+def answer_control(conn: socket.socket, data_dir: Path) -> None:
+    """One control request: `status` or `list`, answered as the real node does."""
+    conn.settimeout(2)
+    request = conn.makefile("rb").readline()
+    cmd = json.loads(request).get("cmd")
+    if cmd == "status":
+        answer = {"status": status_of(data_dir)}
+    elif cmd == "list":
+        answer = {"messages": visible(data_dir)}
+    else:
+        answer = {"error": f"fake mule: no {cmd!r} on the control socket"}
+    conn.sendall(json.dumps(answer).encode() + b"\n")
 
 
 def visible(data_dir: Path) -> list[dict]:
@@ -95,14 +122,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not (args.data_dir / "running").exists():
         print("error: no node is running on this data dir", file=sys.stderr)
         return 1
-    held = len(visible(args.data_dir))
-    print(json.dumps({
+    print(json.dumps(status_of(args.data_dir)))
+    return 0
+
+
+def status_of(data_dir: Path) -> dict:
+    """What `mule status --json` prints for this fake node."""
+    held = len(visible(data_dir))
+    return {
         "connected_peers": ["peer"], "selected_peers": ["peer"], "known_peers": 2,
         "counters": {"content_transfers": held, "duplicates": 0, "bytes_sent": 100 * held,
                      "bytes_received": 100 * held, "messages_sent": held, "messages_received": held,
                      "rejections": {"too_big": 0}},
-    }))
-    return 0
+    }
 
 
 def cmd_send(args: argparse.Namespace) -> int:
