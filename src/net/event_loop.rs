@@ -3,6 +3,8 @@
 //! are fed with `try_send` (a full request queue answers `busy`, a full peer-event channel
 //! fills the [`Backlog`]).
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use libp2p::metrics::{Recorder, Registry};
 use libp2p::request_response::{self, ResponseChannel};
@@ -135,8 +137,12 @@ impl EventLoop {
         async move {
             let mut bootstrap = tokio::time::interval(self.config.bootstrap_interval);
             bootstrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut walk = tokio::time::interval(self.config.discovery_walk_interval);
-            walk.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The walk slows down while it finds nobody new (see `next_walk_interval`).
+            let base = self.config.discovery_walk_interval;
+            let mut walk_every = base;
+            let mut known_at_last_walk = 0;
+            let walk = tokio::time::sleep(walk_every);
+            tokio::pin!(walk);
             loop {
                 self.flush_peer_events();
                 let waiting = !self.backlog.is_empty();
@@ -150,7 +156,13 @@ impl EventLoop {
                     // Wakes the loop once the app made room; the flush happens above.
                     _ = has_room(&self.peers), if waiting => {}
                     _ = bootstrap.tick() => self.bootstrap(),
-                    _ = walk.tick() => self.discovery_walk(),
+                    _ = &mut walk => {
+                        let known = self.swarm.behaviour().ring.known_peers();
+                        walk_every = next_walk_interval(walk_every, base, known > known_at_last_walk);
+                        known_at_last_walk = known;
+                        self.discovery_walk();
+                        walk.as_mut().reset(tokio::time::Instant::now() + walk_every);
+                    }
                 }
             }
             tracing::debug!("network loop stopped");
@@ -397,5 +409,47 @@ fn route<Req, Resp>(
             None
         }
         Outcome::None => None,
+    }
+}
+
+/// How much slower than its base interval the discovery walk may get.
+const MAX_WALK_SLOWDOWN: u32 = 16;
+
+/// The next wait before a discovery walk: back to `base` while walks keep finding new peers,
+/// twice as long (up to [`MAX_WALK_SLOWDOWN`] × `base`) after a walk that found nobody new.
+///
+/// Each walk dials peers this node is not connected to (a handshake each, for connections
+/// that close again once idle): in a settled mesh of hundreds of nodes that upkeep, not
+/// messages, was what kept every node busy. A newcomer is still found by the next walk of
+/// some node within the longest interval, and tells others about itself by connecting.
+fn next_walk_interval(current: Duration, base: Duration, found_new: bool) -> Duration {
+    if found_new {
+        base
+    } else {
+        current
+            .saturating_mul(2)
+            .min(base.saturating_mul(MAX_WALK_SLOWDOWN))
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+
+    #[test]
+    fn walks_slow_down_while_finding_nobody_and_reset_on_news() {
+        let base = Duration::from_secs(20);
+        let mut every = base;
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            every = next_walk_interval(every, base, false);
+            seen.push(every.as_secs());
+        }
+        assert_eq!(seen, [40, 80, 160, 320, 320, 320]);
+        assert_eq!(next_walk_interval(every, base, true), base);
+        assert_eq!(
+            next_walk_interval(Duration::MAX, Duration::MAX, false),
+            Duration::MAX
+        );
     }
 }

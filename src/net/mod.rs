@@ -75,7 +75,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How often Kademlia re-bootstraps.
     pub bootstrap_interval: Duration,
-    /// How often a random-key lookup widens the set of known peers.
+    /// How often a random-key lookup widens the set of known peers: the base interval, which
+    /// doubles (up to 16 times) after each walk that found no new peer.
     pub discovery_walk_interval: Duration,
 }
 
