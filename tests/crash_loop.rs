@@ -22,10 +22,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use common::cli::{mule, ok_stdout, MULE};
 use mule::content::keys::Keyring;
 use mule::content::open::{open, Outcome};
 use mule::identity::Identity;
@@ -35,7 +36,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const MULE: &str = env!("CARGO_BIN_EXE_mule");
+mod common;
+
 /// Push chunk size of both nodes: small, so a message of a few hundred KiB is many chunks.
 const CHUNK: u64 = 16 * 1024;
 /// The sender's push window in chunks (`node::Config::push_window`'s default).
@@ -160,25 +162,6 @@ impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.kill();
     }
-}
-
-fn mule(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
-    Ok(Command::new(MULE)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()?)
-}
-
-fn ok_stdout(out: Output) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        out.status.success(),
-        "mule failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 fn status(dir: &Path) -> anyhow::Result<Value> {
