@@ -821,12 +821,25 @@ fn crash_loop() -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let mut h = Harness::new(seed)?;
-    h.receiver.start()?;
-    h.sender.start()?;
-    for round in 0..iterations as usize {
-        h.round(round)?;
+    let run = (|| {
+        h.receiver.start()?;
+        h.sender.start()?;
+        for round in 0..iterations as usize {
+            h.round(round)?;
+        }
+        h.finish()
+    })();
+    if run.is_err() || !h.tally.violations.is_empty() {
+        // Keep both data dirs and both nodes' logs for a look.
+        h.sender.kill()?;
+        h.receiver.kill()?;
+        let kept = std::mem::replace(&mut h.tmp, tempfile::tempdir()?).keep();
+        println!(
+            "{}",
+            serde_json::json!({"crash_loop": "kept", "dir": kept.display().to_string()})
+        );
     }
-    h.finish()?;
+    run?;
     let resent = &h.tally.resent;
     let now = now_ms();
     let expired = h.sent.values().filter(|s| s.expires_ms < now).count();
