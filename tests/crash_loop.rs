@@ -101,10 +101,13 @@ struct Sent {
     round: usize,
     /// sha256 of the file sent (the plaintext the receiver must open to).
     plain_sha: [u8; 32],
-    /// Unix ms after which it may legitimately be gone (from the sender's list).
-    expires_ms: u64,
-    /// Content length on the wire (the ciphertext).
-    length: u64,
+    /// Bounds of its expiry (Unix ms): exact from the sender's list, or from the times around
+    /// `mule send` if it expired before the list was read (a loaded machine). It may be gone
+    /// only once `expires_hi` has passed, and must be listed while `expires_lo` has not.
+    expires_lo: u64,
+    expires_hi: u64,
+    /// Content length on the wire (the ciphertext), if the sender's list showed it.
+    length: Option<u64>,
 }
 
 /// One `mule node` process.
@@ -367,6 +370,8 @@ impl Harness {
             .join(format!("f{}", self.files));
         std::fs::write(&path, &body)?;
         let path_text = path.to_str().context("temp path is not UTF-8")?.to_owned();
+        let life = u64::try_from(humantime::parse_duration(lifespan)?.as_millis())?;
+        let before = now_ms();
         let id = ok_stdout(mule(
             &self.sender.dir,
             &[
@@ -381,17 +386,22 @@ impl Harness {
         )?)?
         .trim()
         .to_owned();
+        let after = now_ms();
         std::fs::remove_file(&path)?;
-        let (_, length, expires_ms) = list(&self.sender.dir)?
+        let listed = list(&self.sender.dir)?
             .into_iter()
-            .find(|(i, _, _)| *i == id)
-            .with_context(|| format!("sent {id} is not in the sender's list"))?;
+            .find(|(i, _, _)| *i == id);
+        let (length, expires_lo, expires_hi) = match listed {
+            Some((_, length, expires)) => (Some(length), expires, expires),
+            None => (None, before + life, after + life),
+        };
         self.sent.insert(
             id.clone(),
             Sent {
                 round,
                 plain_sha: Sha256::digest(&body).into(),
-                expires_ms,
+                expires_lo,
+                expires_hi,
                 length,
             },
         );
@@ -418,7 +428,7 @@ impl Harness {
     fn may_be_gone(&self, id: &str, now_ms: u64) -> bool {
         self.sent
             .get(id)
-            .is_some_and(|s| s.expires_ms < now_ms || self.log.evicted.contains(id))
+            .is_some_and(|s| s.expires_hi < now_ms || self.log.evicted.contains(id))
     }
 
     /// With the receiver down: its store holds every acknowledged message (or a reason it may
@@ -487,7 +497,7 @@ impl Harness {
             }
         }
         for id in &held {
-            let live = self.sent.get(id).is_some_and(|s| s.expires_ms >= now);
+            let live = self.sent.get(id).is_some_and(|s| s.expires_lo >= now);
             if live && !unique.contains(id) {
                 self.violation(format!("{when}: live {id} is stored but not listed"));
             }
@@ -574,7 +584,7 @@ impl Harness {
                 let first = round_ids
                     .iter()
                     .filter_map(|id| self.sent.get(id))
-                    .map(|s| s.expires_ms)
+                    .map(|s| s.expires_lo)
                     .min()
                     .unwrap_or_else(now_ms);
                 // Collection runs every second: land anywhere from just before the first
@@ -690,11 +700,12 @@ impl Harness {
 
         let a1 = status(&self.sender.dir)?;
         let b1 = status(&self.receiver.dir)?;
-        let round_bytes: u64 = ids
+        let lengths: Vec<Option<u64>> = ids
             .iter()
-            .filter_map(|id| self.sent.get(id))
-            .map(|s| s.length)
-            .sum();
+            .map(|id| self.sent.get(id).and_then(|s| s.length))
+            .collect();
+        let all_lengths_known = lengths.iter().all(Option::is_some);
+        let round_bytes: u64 = lengths.iter().flatten().sum();
         let all_delivered = ids.iter().all(|id| self.acked.contains(id));
         let rejected = |s: &Value| {
             s["counters"]["rejections"]
@@ -721,7 +732,7 @@ impl Harness {
             (Role::Sender, None) => None,
         };
         let window = WINDOW_CHUNKS * CHUNK;
-        let measured = all_delivered && refusals == 0;
+        let measured = all_delivered && all_lengths_known && refusals == 0;
         match (measured, resent) {
             (true, Some(r)) => {
                 self.tally.resent.push(r);
@@ -842,7 +853,7 @@ fn crash_loop() -> anyhow::Result<()> {
     run?;
     let resent = &h.tally.resent;
     let now = now_ms();
-    let expired = h.sent.values().filter(|s| s.expires_ms < now).count();
+    let expired = h.sent.values().filter(|s| s.expires_hi < now).count();
     let rounds_sent: BTreeMap<usize, usize> = h.sent.values().fold(BTreeMap::new(), |mut m, s| {
         *m.entry(s.round).or_default() += 1;
         m
