@@ -9,27 +9,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use common::cli::{mule, ok_stdout, MULE};
+
+mod common;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-const MULE: &str = env!("CARGO_BIN_EXE_mule");
-
-fn mule(dir: &Path, args: &[&str]) -> anyhow::Result<Output> {
-    Ok(Command::new(MULE)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()?)
-}
-
-fn ok_stdout(out: Output) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        out.status.success(),
-        "mule failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
 
 /// A `mule node` process, killed if the test fails.
 struct NodeProcess {

@@ -105,6 +105,8 @@ async fn counters_rejections_and_libp2p_metrics_are_scraped() -> anyhow::Result<
         Some(1.0)
     );
     assert_eq!(sample(&after, "mule_store_messages"), Some(1.0));
+    assert_eq!(sample(&after, "mule_store_bytes"), Some(7.0));
+    assert!(sample(&after, "mule_store_quota_bytes").is_some_and(|q| q >= 7.0));
     assert!(sample(&after, "mule_peers_connected").is_some_and(|n| n >= 1.0));
     let info = format!("mule_node_info{{peer_id=\"{}\"", b.peer_id());
     assert!(after.contains(&info), "{after}");

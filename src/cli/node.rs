@@ -93,6 +93,10 @@ pub struct Args {
     /// 127.0.0.1 (port 0: the OS chooses; the node prints the address).
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr, env = "MULE_METRICS")]
     metrics: Option<std::net::SocketAddr>,
+    /// How often expired messages are collected from the store (they are already hidden from
+    /// every read once expired; collection frees their space).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval, env = "MULE_COLLECT_INTERVAL")]
+    collect_interval: std::time::Duration,
 }
 
 pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
@@ -125,6 +129,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     config.acl_file = args.acl;
     config.pull_from = args.pull_from;
     config.pull_interval = args.pull_interval;
+    config.collect_interval = args.collect_interval;
     config.chunk_size = args.chunk_size as usize;
     config.relay = !args.no_relay;
     config.access.blocked = args.block.into_iter().collect();
@@ -178,6 +183,15 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     control.stop().await;
     node.shutdown().await?;
     Ok(())
+}
+
+/// A non-zero duration, e.g. `500ms`, `60s`, `5m` (a zero interval would spin).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("the interval must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A byte count with an optional unit: `B`; `K`, `M`, `G`, `T` or `KiB`, `MiB`, `GiB`, `TiB`

@@ -249,6 +249,25 @@ impl Collector for State {
             ConstCounter::new(*n).encode(family.encode_family(&[("reason", reason.as_str())])?)?;
         }
 
+        // The quota meter is kept in memory (recomputed at every start), so this costs no scan.
+        let usage = ctx.store.usage();
+        for (name, help, value) in [
+            (
+                "mule_store_bytes",
+                "Store quota in use: content bytes of complete messages plus the declared bytes \
+                 of transfers in progress.",
+                usage.used,
+            ),
+            (
+                "mule_store_quota_bytes",
+                "The store quota (--max-store-bytes).",
+                usage.quota,
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+
         // Copied under the lock, encoded after it is released.
         let queues = ctx.queues.lock().unwrap_or_else(|p| p.into_inner()).clone();
         gauges(

@@ -25,8 +25,11 @@ pub struct Recovery {
     pub orphan_partial_files: usize,
     /// Partial rows whose file is gone.
     pub orphan_partial_rows: usize,
-    /// Content files with no index row (a crash between rename and commit).
+    /// Content files with no index row and no transfer to go back to.
     pub orphan_content_files: usize,
+    /// Content files of a transfer that crashed between the rename into `content/` and the
+    /// commit, moved back to `partial/`: the transfer resumes holding every byte.
+    pub restored_content_files: usize,
     /// Message rows whose content file is missing (damage from outside).
     pub missing_content_rows: usize,
 }
@@ -81,6 +84,7 @@ impl Store {
     /// Sweeps what a crash can leave behind. Runs before the store is shared.
     fn recover(&self) -> Result<Recovery, Error> {
         let mut report = Recovery::default();
+        self.restore_uncommitted_content(&mut report)?;
         let dead = self.find_dead_rows()?;
         self.sweep_orphan_files(&mut report)?;
         report.orphan_partial_rows = dead.partial.len();
@@ -99,6 +103,32 @@ impl Store {
             txn.commit()?;
         }
         Ok(report)
+    }
+
+    /// A transfer's content file renamed into `content/` whose commit never happened (a crash
+    /// in between): its `partial-1` row is still there and no `messages-1` row claims it. Moved
+    /// back to `partial/<id>`, so the next transfer of the message resumes holding every byte
+    /// (and only commits) instead of the sweep deleting a verified copy and the sender
+    /// re-sending all of it (found by the crash loop, `tests/crash_loop.rs`).
+    fn restore_uncommitted_content(&self, report: &mut Recovery) -> Result<(), Error> {
+        let read = self.begin_read()?;
+        let messages = read.open_table(MESSAGES)?;
+        for row in read.open_table(PARTIAL)?.iter()? {
+            let (key, _) = row?;
+            let Some(id) = MessageId::from_slice(key.value()) else {
+                continue;
+            };
+            let (partial, content) = (self.partial_path(&id), self.content_path(&id));
+            if partial.exists()
+                || !content.exists()
+                || messages.get(id.as_bytes().as_slice())?.is_some()
+            {
+                continue;
+            }
+            fs::rename(&content, &partial).map_err(Error::io(&content))?;
+            report.restored_content_files += 1;
+        }
+        Ok(())
     }
 
     /// Rows whose file is gone: partial rows without `partial/<id>` (or with a key that is no

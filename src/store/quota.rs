@@ -271,6 +271,11 @@ impl Store {
                     length: c.length,
                 })
                 .collect::<Vec<_>>();
+            // Logged before the removal, so a log reader can tell an evicted message from a
+            // lost one even if the node dies before the removal commits (scripts/crash-loop).
+            for row in &rows {
+                tracing::info!(id = %row.id, length = row.length, "evicting message");
+            }
             let evicted = self.remove(rows, Vec::new()).await?;
             tracing::info!(evicted, length, "evicted messages to make room");
         }

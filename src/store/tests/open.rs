@@ -38,6 +38,38 @@ async fn reopen_after_interrupted_write_is_consistent() -> TestResult {
     Ok(())
 }
 
+/// A crash between the rename into `content/` and the commit leaves the partial row, no
+/// message row and the complete file under `content/`: reopening moves it back, so the
+/// transfer resumes at its full length and only commits, rather than starting over.
+#[tokio::test]
+async fn content_renamed_but_not_committed_resumes_complete() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let content = big(300_000, 9);
+    let h = header(&content, 60_000, NOW)?;
+    {
+        let store = open(dir.path()).await?;
+        let mut t = store.begin_write(h.clone()).await?;
+        t.append(0, content.clone()).await?;
+        drop(t);
+        store.close().await?;
+    }
+    let name = h.id.to_string();
+    std::fs::rename(
+        dir.path().join("partial").join(&name),
+        dir.path().join("content").join(&name),
+    )?;
+
+    let store = open(dir.path()).await?;
+    assert!(!store.exists(h.id).await?);
+    assert_eq!(store.offset(h.id).await?, Offset::Partial(300_000));
+    assert!(!dir.path().join("content").join(&name).exists());
+    let t = store.begin_write(h.clone()).await?;
+    assert_eq!(t.offset(), 300_000);
+    t.finish().await?;
+    assert_eq!(read_all(store.read(h.id).await?.1)?, content);
+    Ok(())
+}
+
 /// The partial row without a file (crash after the row, before the file) is swept too.
 #[tokio::test]
 async fn partial_row_without_file_is_swept() -> TestResult {
