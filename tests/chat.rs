@@ -202,14 +202,14 @@ fn chat_in_a_terminal_pings_and_talks_with_a_robot() -> anyhow::Result<()> {
 fn a_robot_talks_on_talk_and_stops_on_hush() -> anyhow::Result<()> {
     let (dn, dr) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let robot = robot(dr.path(), &["--interval", "300ms", "--text", "tick"])?;
-    let addr = robot.listen_addr()?;
-    let node = NodeProcess::start(dn.path(), &["--bootstrap", &addr])?;
-    node.listen_addr()?;
-    // Quiet until told.
+    // It says whom it talks to first, then where it listens; quiet until told.
     assert_eq!(
         robot.printed("robot talking to ")?,
         "everyone (open: relays can read it)"
     );
+    let addr = robot.listen_addr()?;
+    let node = NodeProcess::start(dn.path(), &["--bootstrap", &addr])?;
+    node.listen_addr()?;
 
     ok_stdout(mule(dn.path(), &["send", "--text", "!talk"])?)?;
     robot.printed("talking every 300ms")?;

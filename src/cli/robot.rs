@@ -72,11 +72,11 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     let running = super::node::Running::start(&data_dir, args.node).await?;
     // Subscribed before printing: addresses bound after the print arrive as events.
     let events = running.node.subscribe();
-    running.print_addresses()?;
     if let Some(warning) = scope.warning() {
         eprintln!("note: {warning}");
     }
     super::out!("robot talking to {}", scope.label());
+    running.print_addresses()?;
     let robot = Robot {
         node: running.node.clone(),
         scope,

@@ -123,14 +123,18 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         ui: ui_tx,
     };
     let outcome = session.run(cmd_rx).await;
+    tracing::info!("chat session ended");
     stop_keys.store(true, Ordering::Relaxed);
     let shown = tokio::task::spawn_blocking(move || {
         let shown = ui.join();
+        tracing::info!("chat screen closed");
         let _ = keys.join();
         shown
     })
     .await?;
+    tracing::info!("stopping the node");
     running.stop().await?;
+    tracing::info!("node stopped");
     match shown {
         Ok(result) => result.context("terminal")?,
         Err(_) => anyhow::bail!("the chat UI thread panicked"),
