@@ -6,9 +6,6 @@
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// How long the runtime waits at exit for blocking tasks still running.
-const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Where `mule chat` logs, inside the data dir: stderr is the chat's screen.
 const CHAT_LOG: &str = "chat.log";
 
@@ -41,12 +38,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(mule::cli::run(parsed));
-    // Every command has finished its work (a node is shut down, its store closed): a blocking
-    // task still running must not keep the process alive. Seen with `mule chat` on a heavily
-    // loaded machine, where the exit otherwise waited well over 30 s.
-    runtime.shutdown_timeout(EXIT_GRACE);
-    match outcome {
+    match runtime.block_on(mule::cli::run(parsed)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `mule list | head -1`: the reader had enough; like any Unix tool, stop quietly.
         Err(e) if e.is::<mule::cli::StdoutClosed>() => std::process::ExitCode::SUCCESS,

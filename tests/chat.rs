@@ -41,8 +41,6 @@ impl Tmux {
             "tmux: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // Keep the pane after the program exits, to read its exit status.
-        tmux.run(&["set-option", "-t", "chat", "remain-on-exit", "on"])?;
         Ok(Some(tmux))
     }
 
@@ -85,19 +83,6 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// The program's exit status once it has exited (`None` while it runs).
-    fn exit_status(&self) -> anyhow::Result<Option<String>> {
-        let out = self.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            "chat",
-            "#{pane_dead} #{pane_dead_status}",
-        ])?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(text.strip_prefix("1 ").map(str::to_owned))
-    }
 }
 
 impl Drop for Tmux {
@@ -122,10 +107,13 @@ fn chat_in_a_terminal_pings_and_talks_with_a_robot() -> anyhow::Result<()> {
     let (dc, dr) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let robot = robot(dr.path(), &["--interval", "1s"])?;
     let addr = robot.listen_addr()?;
+    // The shell writes the chat's exit status to a file once it has exited.
+    let status_file = dc.path().join("exit-status");
     let chat = format!(
         "RUST_LOG=info {MULE} --data-dir {} chat --no-mdns --listen /ip4/127.0.0.1/tcp/0 \
-         --bootstrap {addr}",
-        quoted(dc.path())
+         --bootstrap {addr}; echo $? > {}",
+        quoted(dc.path()),
+        quoted(&status_file)
     );
     let Some(tmux) = Tmux::start("chat", &chat)? else {
         eprintln!("skipped: tmux is not installed");
@@ -171,8 +159,10 @@ fn chat_in_a_terminal_pings_and_talks_with_a_robot() -> anyhow::Result<()> {
     tmux.type_line("/quit")?;
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
-        if let Some(status) = tmux.exit_status()? {
-            break status;
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if status.ends_with('\n') {
+                break status.trim().to_owned();
+            }
         }
         if Instant::now() >= deadline {
             let log = std::fs::read_to_string(dc.path().join("chat.log")).unwrap_or_default();
