@@ -26,17 +26,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use common::cli::{mule, ok_stdout, MULE};
 use mule::content::keys::Keyring;
 use mule::content::open::{open, Outcome};
 use mule::identity::Identity;
 use mule::store::{Config, Store};
+use process::{mule, ok_stdout, MULE};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-mod common;
+mod process;
 
 /// Push chunk size of both nodes: small, so a message of a few hundred KiB is many chunks.
 const CHUNK: u64 = 16 * 1024;

@@ -117,7 +117,7 @@ async fn an_attachment_is_sealed_for_one_peer_and_saved_inside_the_save_dir() ->
     let letter = Letter {
         text: Some("the notes".into()),
         file: Some(file),
-        invite: None,
+        ..Letter::default()
     };
     let posted = alice
         .post(

@@ -56,7 +56,8 @@ pub enum Source {
     Default,
 }
 
-/// Parses the command line, with the config file applied to `mule node` and `mule config show`.
+/// Parses the command line, with the config file applied to `mule node`, `chat`, `robot` and
+/// `mule config show`.
 pub fn parse(raw: Vec<OsString>) -> Result<super::Parsed, clap::Error> {
     let matches = Cli::command().try_get_matches_from(&raw)?;
     let done =
@@ -96,6 +97,8 @@ pub fn parse(raw: Vec<OsString>) -> Result<super::Parsed, clap::Error> {
 fn node_matches(matches: &ArgMatches) -> Option<(Vec<&'static str>, &ArgMatches)> {
     match matches.subcommand()? {
         ("node", m) => Some((vec!["node"], m)),
+        ("chat", m) => Some((vec!["chat"], m)),
+        ("robot", m) => Some((vec!["robot"], m)),
         ("config", m) => match m.subcommand()? {
             ("show", s) => Some((vec!["config", "show"], s)),
             _ => None,
@@ -118,7 +121,17 @@ pub fn setting_ids(path: &[&str]) -> Vec<String> {
         .filter(|id| {
             !matches!(
                 id.as_str(),
-                "json" | "config" | "data_dir" | "log_format" | "help"
+                "json"
+                    | "config"
+                    | "data_dir"
+                    | "log_format"
+                    | "help"
+                    | "quiet"
+                    | "to"
+                    | "group"
+                    | "lifespan"
+                    | "interval"
+                    | "text"
             )
         })
         .collect()

@@ -1,12 +1,15 @@
 //! The `mule` command line: one file per subcommand. Errors become `anyhow` here and nowhere else.
 
 mod cert;
+pub mod chat;
 pub mod config;
 mod group;
 mod id;
 mod messages;
 mod node;
+mod progress;
 mod pull;
+mod robot;
 mod send;
 mod status;
 mod trust;
@@ -63,6 +66,9 @@ pub struct Cli {
     /// Node settings file [default: <data-dir>/config.toml if it exists].
     #[arg(long, global = true, env = "MULE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// No progress bars or spinners (they are drawn only when stderr is a terminal anyway).
+    #[arg(long, short, global = true, env = "MULE_QUIET")]
+    pub quiet: bool,
     /// Log format on stderr (`RUST_LOG` sets the level).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -76,6 +82,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a node until Ctrl-C / SIGTERM.
     Node(node::Args),
+    /// Chat in a terminal UI, running a node (a group's chat by default; /help inside).
+    Chat(chat::Args),
+    /// A headless node that answers pings and talks on `!talk` until `!hush` (demos, soak tests).
+    Robot(robot::Args),
     /// Send a message (through the running node, or stored for it to relay when started).
     Send(send::Args),
     /// Messages addressed to this node or to everyone.
@@ -135,12 +145,14 @@ pub async fn run(parsed: Parsed) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no settings to show"))?;
             config::show(node, &from_file, json)
         }
-        Command::Node(args) => node::run(data_dir, args).await,
-        Command::Send(args) => send::run(data_dir, args).await,
+        Command::Node(args) => node::run(data_dir, args, cli.quiet).await,
+        Command::Chat(args) => chat::run(data_dir, args).await,
+        Command::Robot(args) => robot::run(data_dir, args).await,
+        Command::Send(args) => send::run(data_dir, args, cli.quiet).await,
         Command::Inbox(args) => messages::inbox(data_dir, args).await,
         Command::List(args) => messages::run(data_dir, args, messages::Which::All).await,
         Command::Status(args) => status::run(data_dir, args).await,
-        Command::Pull(args) => pull::run(data_dir, args).await,
+        Command::Pull(args) => pull::run(data_dir, args, cli.quiet).await,
         Command::Id(args) => id::run(data_dir, args).await,
         Command::Trust(args) => trust::run(data_dir, args).await,
         Command::Cert(args) => cert::run(data_dir, args).await,

@@ -99,8 +99,9 @@ pub struct Args {
     collect_interval: std::time::Duration,
 }
 
-pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
-    let mut config = Config::new(&data_dir);
+/// The node's settings from its flags (and the config file and environment, applied by clap).
+fn settings(data_dir: &std::path::Path, args: Args) -> anyhow::Result<Config> {
+    let mut config = Config::new(data_dir);
     if !args.listen.is_empty() {
         config.net.listen = args.listen;
     }
@@ -139,28 +140,76 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
     config.access.requests_per_second = args.rate_limit;
     config.access.burst = (args.rate_limit * 2.0).clamp(1.0, f64::from(u32::MAX)) as u32;
     config.metrics = args.metrics.is_some();
+    // Pongs are rate-limited (node::pings): answering costs little and tells pingers who is
+    // reachable.
+    config.answer_pings = true;
+    Ok(config)
+}
 
-    let node = Node::start(config).await?;
-    let control = crate::control::server::Server::start(node.clone()).await?;
-    let metrics = match (args.metrics, node.metrics()) {
-        (Some(addr), Some(registry)) => match crate::metrics::Server::start(addr, registry).await {
-            Ok(server) => Some(server),
-            Err(e) => {
-                control.stop().await;
-                node.shutdown().await?;
-                return Err(e.into());
+/// A node started from the CLI, with the control socket (so `mule send`, `status`... work
+/// beside it) and the metrics endpoint if asked for.
+pub(super) struct Running {
+    /// The node.
+    pub(super) node: Node,
+    control: crate::control::server::Server,
+    metrics: Option<crate::metrics::Server>,
+}
+
+impl Running {
+    /// Starts the node `args` describe in `data_dir`, refusing if one already runs there.
+    pub(super) async fn start(data_dir: &std::path::Path, args: Args) -> anyhow::Result<Self> {
+        let metrics_addr = args.metrics;
+        let node = Node::start(settings(data_dir, args)?).await?;
+        let control = crate::control::server::Server::start(node.clone()).await?;
+        let metrics = match (metrics_addr, node.metrics()) {
+            (Some(addr), Some(registry)) => {
+                match crate::metrics::Server::start(addr, registry).await {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        control.stop().await;
+                        node.shutdown().await?;
+                        return Err(e.into());
+                    }
+                }
             }
-        },
-        _ => None,
-    };
-    let mut events = node.subscribe();
-    super::out!("peer id: {}", node.peer_id());
-    for addr in node.listen_addrs() {
-        super::out!("listening on {addr}");
+            _ => None,
+        };
+        Ok(Self {
+            node,
+            control,
+            metrics,
+        })
     }
-    if let Some(server) = &metrics {
-        super::out!("metrics on http://{}/metrics", server.local_addr());
+
+    /// Prints the peer id, the listen addresses and the metrics address.
+    pub(super) fn print_addresses(&self) -> anyhow::Result<()> {
+        super::out!("peer id: {}", self.node.peer_id());
+        for addr in self.node.listen_addrs() {
+            super::out!("listening on {addr}");
+        }
+        if let Some(server) = &self.metrics {
+            super::out!("metrics on http://{}/metrics", server.local_addr());
+        }
+        Ok(())
     }
+
+    /// Stops the endpoints, then the node (every other clone of it must be gone by then: the
+    /// store closes only when its last handle does).
+    pub(super) async fn stop(self) -> anyhow::Result<()> {
+        if let Some(server) = self.metrics {
+            server.stop().await;
+        }
+        self.control.stop().await;
+        self.node.shutdown().await?;
+        Ok(())
+    }
+}
+
+pub(super) async fn run(data_dir: PathBuf, args: Args, quiet: bool) -> anyhow::Result<()> {
+    let running = Running::start(&data_dir, args).await?;
+    let mut events = running.node.subscribe();
+    running.print_addresses()?;
+    let bars = super::progress::Transfers::spawn(running.node.clone(), quiet);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -177,12 +226,10 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
-    if let Some(server) = metrics {
-        server.stop().await;
+    if let Some(bars) = bars {
+        bars.stop().await;
     }
-    control.stop().await;
-    node.shutdown().await?;
-    Ok(())
+    running.stop().await
 }
 
 /// A non-zero duration, e.g. `500ms`, `60s`, `5m` (a zero interval would spin).

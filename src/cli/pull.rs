@@ -1,7 +1,6 @@
 //! `mule pull`: take what a data mule carries, through the running node or, when none runs, a
 //! node started for the pull alone.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,24 +29,33 @@ pub struct Args {
     json: bool,
 }
 
-pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(data_dir: PathBuf, args: Args, quiet: bool) -> anyhow::Result<()> {
     let request = Request::Pull {
         from: args.from.to_string(),
         for_me: args.for_me,
         since_ms: args.since,
     };
-    let report = match client::call(&data_dir, &request).await {
+    let spinner = super::progress::spinner(quiet, format!("pulling from {}", args.from));
+    let answer = client::call(&data_dir, &request).await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let report = match answer {
         Ok(Response::Pulled(report)) => report,
         Ok(Response::Error(e)) => anyhow::bail!("{e}"),
         Ok(other) => anyhow::bail!("unexpected answer from the node: {other:?}"),
-        Err(client::Error::NotRunning(_)) => pull_in_process(data_dir, &args).await?,
+        Err(client::Error::NotRunning(_)) => pull_in_process(data_dir, &args, quiet).await?,
         Err(e) => return Err(e.into()),
     };
     print(&report, args.json)
 }
 
 /// No node runs on the data dir: start one for the pull (loopback listener, no mDNS), then stop.
-async fn pull_in_process(data_dir: PathBuf, args: &Args) -> anyhow::Result<PullReport> {
+async fn pull_in_process(
+    data_dir: PathBuf,
+    args: &Args,
+    quiet: bool,
+) -> anyhow::Result<PullReport> {
     if let Source::Peer(peer) = &args.from {
         anyhow::bail!(
             "no node is running, so no address of {peer} is known: give --from as an address \
@@ -59,32 +67,18 @@ async fn pull_in_process(data_dir: PathBuf, args: &Args) -> anyhow::Result<PullR
     config.net.mdns = false;
     let node = Node::start(config).await?;
     let (progress, watcher) = watch::channel(PullProgress::default());
-    let shown = std::io::stderr()
-        .is_terminal()
-        .then(|| tokio::spawn(show_progress(watcher)));
+    let shown = super::progress::pull(quiet, watcher);
     let options = PullOptions {
         for_me: args.for_me,
         since_ms: args.since,
         progress: Some(progress),
     };
     let pulled = node.pull_from(args.from.clone(), options).await;
-    if let Some(task) = shown {
-        task.abort();
-        eprintln!();
+    if let Some(bar) = shown {
+        bar.finish();
     }
     node.shutdown().await?;
     Ok(pulled?)
-}
-
-/// Shows the progress on stderr (a terminal), one rewritten line.
-async fn show_progress(mut progress: watch::Receiver<PullProgress>) {
-    while progress.changed().await.is_ok() {
-        let p = *progress.borrow_and_update();
-        eprint!(
-            "\rpulling: {} of {} messages, {} of {} bytes",
-            p.messages_done, p.messages_total, p.bytes_done, p.bytes_total
-        );
-    }
 }
 
 fn print(report: &PullReport, json: bool) -> anyhow::Result<()> {

@@ -30,7 +30,7 @@ pub struct Args {
     lifespan: Duration,
 }
 
-pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
+pub(super) async fn run(data_dir: PathBuf, args: Args, quiet: bool) -> anyhow::Result<()> {
     let file = match args.file {
         Some(f) => {
             Some(std::fs::canonicalize(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?)
@@ -45,7 +45,27 @@ pub(super) async fn run(data_dir: PathBuf, args: Args) -> anyhow::Result<()> {
         invite: None,
         lifespan: args.lifespan,
     };
-    let posted = deliver(&data_dir, outgoing).await?;
+    // Sealing and storing a large file takes a while, and its bytes are read only by the node
+    // (or by `deliver` when none runs): a spinner with the time it took so far.
+    let spinner = match &outgoing.file {
+        Some(f) => {
+            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            super::progress::spinner(
+                quiet,
+                format!(
+                    "sealing and storing {} ({})",
+                    f.file_name().unwrap_or_default().to_string_lossy(),
+                    indicatif::HumanBytes(size)
+                ),
+            )
+        }
+        None => None,
+    };
+    let posted = deliver(&data_dir, outgoing).await;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let posted = posted?;
     if posted.sealed_for == SealedFor::Everyone {
         eprintln!(
             "note: sent unencrypted to everyone: every relay can read it (use --group to keep it within a group)"

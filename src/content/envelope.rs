@@ -36,6 +36,29 @@ pub struct Head {
     /// A group key handed to the recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite: Option<Invite>,
+    /// Asks every node that reads the message to answer with a pong, so the sender learns who
+    /// is reachable, after how long and over how many hops. Old readers ignore the key and show
+    /// the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping: Option<Ping>,
+    /// The answer to a ping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pong: Option<Pong>,
+}
+
+/// The ping marker. An empty map today: the message id already names the ping and the header
+/// carries its creation time, so nothing else is needed; later fields may be added.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {}
+
+/// What a pong says about the ping it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// The ping's message id, 64 hex digits: the pinging side matches answers to its pings.
+    pub ping: String,
+    /// Relays the ping had passed when it reached the answering node (the header's `hops`
+    /// length), so the pinging side can tell the hops of both legs.
+    pub hops: u32,
 }
 
 /// A file carried in the body.
@@ -137,6 +160,11 @@ impl Head {
                 .map_err(|e| invalid("invite group", e.to_string()))?;
             super::keys::age_identity_from_str(&i.key)
                 .map_err(|e| invalid("invite key", e.to_string()))?;
+        }
+        if let Some(p) = &self.pong {
+            p.ping
+                .parse::<crate::message::MessageId>()
+                .map_err(|_| invalid("pong ping", "expected 64 hex digits"))?;
         }
         if self.text.is_none() && self.attachment.is_none() && self.invite.is_none() {
             return Err(invalid(

@@ -58,8 +58,8 @@ impl std::fmt::Debug for Opened {
 /// What opening found.
 #[derive(Debug)]
 pub enum Outcome {
-    /// This node can read it.
-    Opened(Opened),
+    /// This node can read it (boxed: a head is large next to the other variant).
+    Opened(Box<Opened>),
     /// Encrypted, but for keys this node does not hold.
     ForSomeoneElse,
 }
@@ -100,17 +100,17 @@ pub fn open(mut content: impl Read + Send + 'static, keys: &Keyring) -> Result<O
     let mut reader = Cursor::new(prefix).chain(content);
     if is_envelope {
         let head = Head::read_from(&mut reader)?;
-        return Ok(Outcome::Opened(Opened {
+        return Ok(Outcome::Opened(Box::new(Opened {
             sealing: Sealing::Open,
             head: Some(head),
             body: Box::new(reader),
-        }));
+        })));
     }
-    Ok(Outcome::Opened(Opened {
+    Ok(Outcome::Opened(Box::new(Opened {
         sealing: Sealing::Raw,
         head: None,
         body: Box::new(reader),
-    }))
+    })))
 }
 
 fn open_age(
@@ -152,14 +152,14 @@ fn open_age(
         }
         other => other.into(),
     })?;
-    Ok(Outcome::Opened(Opened {
+    Ok(Outcome::Opened(Box::new(Opened {
         sealing: match holder {
             Holder::Me => Sealing::ForMe,
             Holder::Group(name) => Sealing::ForGroup(name),
         },
         head: Some(head),
         body: Box::new(stream),
-    }))
+    })))
 }
 
 /// Up to `limit` bytes from the start of `input` (fewer at its end).

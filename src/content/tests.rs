@@ -27,7 +27,7 @@ fn for_peer(id: &Identity) -> Seal {
 
 fn opened(outcome: Outcome) -> super::Opened {
     match outcome {
-        Outcome::Opened(o) => o,
+        Outcome::Opened(o) => *o,
         Outcome::ForSomeoneElse => panic!("expected it to open"),
     }
 }
@@ -121,7 +121,7 @@ fn a_file_round_trips_streaming_through_a_temp_file() {
             media_type: "application/octet-stream".into(),
             length: data.len() as u64,
         }),
-        invite: None,
+        ..Head::default()
     };
     let sealed = seal_file(&head, &src, &for_peer(&bob), &dir.path().join("tmp")).unwrap();
     let bytes = std::fs::read(sealed.file.path()).unwrap();
@@ -393,6 +393,42 @@ fn envelope_vector() {
     assert_eq!(
         hex::encode(text("hi").to_bytes().unwrap()),
         "6d756c652f656e76656c6f70652f310a00000009a16474657874626869"
+    );
+}
+
+#[test]
+fn ping_and_pong_vectors() {
+    let ping = Head {
+        text: Some("ping".into()),
+        ping: Some(super::envelope::Ping {}),
+        ..Head::default()
+    };
+    // {"text": "ping", "ping": {}}
+    assert_eq!(
+        hex::encode(ping.to_bytes().unwrap()),
+        "6d756c652f656e76656c6f70652f310a00000011a264746578746470696e676470696e67a0"
+    );
+    let id = "ab".repeat(32);
+    let pong = Head {
+        text: Some("pong".into()),
+        pong: Some(super::envelope::Pong {
+            ping: id.clone(),
+            hops: 2,
+        }),
+        ..Head::default()
+    };
+    let bytes = pong.to_bytes().unwrap();
+    assert_eq!(Head::read_from(&mut bytes.as_slice()).unwrap(), pong);
+    let bad = Head {
+        pong: Some(super::envelope::Pong {
+            ping: "not an id".into(),
+            hops: 0,
+        }),
+        ..pong
+    };
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "envelope pong ping is invalid: expected 64 hex digits"
     );
 }
 

@@ -104,6 +104,12 @@ pub struct MessageView {
     /// Something else worth telling: an invite installed, an attachment not saved.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
+    /// The message is a ping (inbox only): readers that answer pings send a pong.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub ping: bool,
+    /// The message answers a ping (inbox only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pong: Option<crate::content::envelope::Pong>,
 }
 
 fn hop_name(bytes: &[u8]) -> String {
@@ -134,6 +140,8 @@ impl MessageView {
             sealed: None,
             attachment: None,
             note: None,
+            ping: false,
+            pong: None,
         }
     }
 }
@@ -190,35 +198,54 @@ pub enum Error {
 /// and its groups' keys: texts inline, attachments saved under sanitised names, group invites
 /// installed; what was sealed for someone else is listed as such, never an error.
 pub async fn inbox(store: &Store, reader: &Reader<'_>) -> Result<Vec<MessageView>, Error> {
-    let keyring = Arc::new(Keyring::new(
-        reader.identity,
-        Groups::at(reader.data_dir).usable(),
-    )?);
-    let save_dir = reader.save_dir();
+    let keyring = reader.keyring()?;
     let mut out = Vec::new();
     for stored in store
         .manifest(None, usize::MAX, crate::message::now_ms())
         .await?
     {
-        let h = &stored.header;
-        if !relay::addresses(h, reader.me, crate::message::now_ms()) {
+        if !relay::addresses(&stored.header, reader.me, crate::message::now_ms()) {
             continue;
         }
-        let mut view = MessageView::of(&stored, reader.roots);
-        let (_, content) = store.read(h.id).await?;
-        let job = Job {
-            id: h.id.to_string(),
-            length: h.length,
-            from: view.sender.clone(),
-            keyring: keyring.clone(),
-            save_dir: save_dir.clone(),
-            data_dir: reader.data_dir.to_owned(),
-        };
-        let opened = tokio::task::spawn_blocking(move || job.run(content)).await?;
-        opened.fill(&mut view);
-        out.push(view);
+        out.push(read(store, reader, &keyring, &stored).await?);
     }
     Ok(out)
+}
+
+impl Reader<'_> {
+    /// This node's own key and its groups' keys as they are now (a group joined later needs a
+    /// new keyring).
+    pub fn keyring(&self) -> Result<Arc<Keyring>, Error> {
+        Ok(Arc::new(Keyring::new(
+            self.identity,
+            Groups::at(self.data_dir).usable(),
+        )?))
+    }
+}
+
+/// One stored message as the inbox shows it, opened with `keyring` (see [`inbox`]): for a
+/// reader that follows arrivals one at a time, such as `mule chat`. Whether it is addressed to
+/// this node is the caller's question.
+pub async fn read(
+    store: &Store,
+    reader: &Reader<'_>,
+    keyring: &Arc<Keyring>,
+    stored: &Stored,
+) -> Result<MessageView, Error> {
+    let h = &stored.header;
+    let mut view = MessageView::of(stored, reader.roots);
+    let (_, content) = store.read(h.id).await?;
+    let job = Job {
+        id: h.id.to_string(),
+        length: h.length,
+        from: view.sender.clone(),
+        keyring: keyring.clone(),
+        save_dir: reader.save_dir(),
+        data_dir: reader.data_dir.to_owned(),
+    };
+    let opened = tokio::task::spawn_blocking(move || job.run(content)).await?;
+    opened.fill(&mut view);
+    Ok(view)
 }
 
 /// Opening one message, on a blocking thread.
@@ -239,6 +266,8 @@ struct Reading {
     file: Option<String>,
     attachment: Option<AttachmentView>,
     note: Option<String>,
+    ping: bool,
+    pong: Option<crate::content::envelope::Pong>,
 }
 
 impl Reading {
@@ -248,6 +277,8 @@ impl Reading {
         view.file = self.file;
         view.attachment = self.attachment;
         view.note = self.note;
+        view.ping = self.ping;
+        view.pong = self.pong;
     }
 }
 
@@ -266,7 +297,7 @@ impl Job {
         let sealing = Some(Sealed::from(&opened.sealing));
         match opened.head.take() {
             None => self.raw(opened.body, sealing),
-            Some(head) => self.envelope(head, opened, sealing),
+            Some(head) => self.envelope(head, *opened, sealing),
         }
     }
 
@@ -307,6 +338,8 @@ impl Job {
         let mut reading = Reading {
             sealing,
             text: head.text.clone(),
+            ping: head.ping.is_some(),
+            pong: head.pong.clone(),
             ..Reading::default()
         };
         if let Some(a) = &head.attachment {

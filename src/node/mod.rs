@@ -20,6 +20,7 @@ pub mod invites;
 pub mod manager;
 pub mod metrics;
 pub mod peers;
+pub mod pings;
 pub mod post;
 pub mod pull;
 pub mod relay;
@@ -83,6 +84,10 @@ pub struct Config {
     /// Whether to keep a metrics registry ([`Node::metrics`]); off, libp2p's metrics are not
     /// recorded at all.
     pub metrics: bool,
+    /// Whether to answer pings addressed to this node with pongs ([`pings`]; rate-limited).
+    /// Off by default so a library user or benchmark opens no message it did not ask for; the
+    /// CLI's `node`, `chat` and `robot` turn it on.
+    pub answer_pings: bool,
 }
 
 impl Config {
@@ -102,6 +107,7 @@ impl Config {
             pull_from: Vec::new(),
             pull_interval: Duration::from_secs(300),
             metrics: false,
+            answer_pings: false,
         }
     }
 
@@ -294,6 +300,13 @@ impl Node {
             ctx.events.subscribe(),
             stop_rx.clone(),
         ));
+        if ctx.config.answer_pings {
+            tasks.spawn(pings::run(
+                ctx.clone(),
+                ctx.events.subscribe(),
+                stop_rx.clone(),
+            ));
+        }
         tasks.spawn(collect_expired(
             ctx.store.clone(),
             ctx.config.collect_interval,
@@ -354,6 +367,12 @@ impl Node {
     /// Traffic counters now.
     pub fn counters(&self) -> Snapshot {
         self.ctx.counters.snapshot()
+    }
+
+    /// Multi-chunk transfers in flight both ways, now: cheap (no store or network call), for
+    /// progress bars that poll it.
+    pub fn transfers(&self) -> Vec<transfers::TransferView> {
+        self.ctx.transfers().snapshot(std::time::Instant::now())
     }
 
     /// Observes what the node does (stored messages, chunks, listen addresses).

@@ -16,7 +16,7 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use super::send::{store_new, Addressing, Content, SendError};
-use crate::content::envelope::{Attachment, EnvelopeError, Head, Invite};
+use crate::content::envelope::{Attachment, EnvelopeError, Head, Invite, Ping, Pong};
 use crate::content::groups::{GroupError, GroupName, Groups};
 use crate::content::keys::{KeyError, Recipient};
 use crate::content::seal::{self, Seal, SealError, MAX_RECIPIENTS};
@@ -37,6 +37,10 @@ pub struct Letter {
     pub file: Option<PathBuf>,
     /// A group key to hand over.
     pub invite: Option<Invite>,
+    /// Asks readers to answer (`mule chat`'s `/ping`); carries a text too, for old readers.
+    pub ping: Option<Ping>,
+    /// Answers a ping.
+    pub pong: Option<Pong>,
 }
 
 /// Who may read a letter.
@@ -298,7 +302,12 @@ impl Letter {
                 })
             }
         };
-        Ok(Self { text, file, invite })
+        Ok(Self {
+            text,
+            file,
+            invite,
+            ..Self::default()
+        })
     }
 }
 
@@ -346,6 +355,8 @@ fn head_of(letter: &Letter) -> Result<Head, PostError> {
         text: letter.text.clone(),
         attachment,
         invite: letter.invite.clone(),
+        ping: letter.ping.clone(),
+        pong: letter.pong.clone(),
     };
     head.validate()?;
     Ok(head)
@@ -360,25 +371,35 @@ impl super::Node {
         privacy: &Privacy,
         lifespan: Duration,
     ) -> Result<Posted, PostError> {
-        let now = crate::message::now_ms();
-        let ctx = &self.ctx;
-        let mut named = ctx.auth.name_holders(now);
-        named.push(ctx.me.caller(now));
-        let poster = Poster {
-            identity: &ctx.identity,
-            store: &ctx.store,
-            data_dir: &ctx.config.data_dir,
-            limits: &ctx.config.limits,
-            roots: ctx.trust.roots(),
-            chains: ctx.trust.header_chains(now),
-            named,
-        };
-        let (id, sealed_for) = poster.post(to.into(), letter, privacy, lifespan).await?;
-        tracing::info!(id = %id.short(), ?sealed_for, "message posted");
-        ctx.announce(id, None);
-        Ok(Posted {
-            id: id.to_string(),
-            sealed_for,
-        })
+        post(&self.ctx, to.into(), letter, privacy, lifespan).await
     }
+}
+
+/// [`super::Node::post`], for the node's own tasks (pongs).
+pub(super) async fn post(
+    ctx: &super::ctx::Ctx,
+    to: String,
+    letter: Letter,
+    privacy: &Privacy,
+    lifespan: Duration,
+) -> Result<Posted, PostError> {
+    let now = crate::message::now_ms();
+    let mut named = ctx.auth.name_holders(now);
+    named.push(ctx.me.caller(now));
+    let poster = Poster {
+        identity: &ctx.identity,
+        store: &ctx.store,
+        data_dir: &ctx.config.data_dir,
+        limits: &ctx.config.limits,
+        roots: ctx.trust.roots(),
+        chains: ctx.trust.header_chains(now),
+        named,
+    };
+    let (id, sealed_for) = poster.post(to, letter, privacy, lifespan).await?;
+    tracing::info!(id = %id.short(), ?sealed_for, "message posted");
+    ctx.announce(id, None);
+    Ok(Posted {
+        id: id.to_string(),
+        sealed_for,
+    })
 }

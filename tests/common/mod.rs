@@ -3,8 +3,6 @@
 
 #![allow(unused_imports)]
 
-pub mod cli;
-
 pub use mule::testing::{
     init_test_tracing as init_tracing, start, wait_selected, wait_stored, TestNode, DEADLINE,
 };
