@@ -64,6 +64,8 @@ pub struct Cli {
     #[arg(long, global = true, env = crate::identity::DATA_DIR_ENV)]
     pub data_dir: Option<PathBuf>,
     /// Node settings file [default: <data-dir>/config.toml if it exists].
+    // The doc comment is also the `--help` text, where `<data-dir>` reads right.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long, global = true, env = "MULE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// No progress bars or spinners (they are drawn only when stderr is a terminal anyway).

@@ -7,7 +7,7 @@
 //!
 //! - [`envelope`]: the versioned plaintext format (`protocols/envelope.md`).
 //! - [`seal`]: envelope + optional file -> (age ciphertext | open envelope), streaming.
-//! - [`open`]: the reverse, with the header bounded before age parses it.
+//! - [`open`](mod@open): the reverse, with the header bounded before age parses it.
 //! - [`save`]: attachments written under a directory with sanitised, never-clobbering names.
 //!
 //! Everything here is blocking I/O in bounded memory; callers run it on blocking threads.

@@ -1,7 +1,7 @@
 //! The peer manager, a node's main task: one sync task per selected peer, one task per inbound
 //! request (bounded: beyond [`INBOUND_CAPACITY`] requests in progress the next one is answered
 //! `busy` at once), and a maintenance tick that closes stalled transfers. Expired messages are
-//! collected by a task of their own ([`super::collect_expired`]), so no stream of requests
+//! collected by a task of their own (`collect_expired` in the node module), so no stream of requests
 //! can hold collection back.
 
 use std::collections::HashMap;
