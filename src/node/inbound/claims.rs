@@ -26,10 +26,21 @@ pub(super) const CLAIM_TTL: Duration = Duration::from_secs(10);
 /// without claims), so a peer diffing many ids cannot grow memory.
 pub(super) const MAX_CLAIMS: usize = 16_384;
 
-/// Live claims by message id.
+/// Claims by message id (live, or expired and not yet replaced).
 #[derive(Debug, Default)]
 pub(super) struct Claims {
-    held: HashMap<MessageId, (PeerId, Instant)>,
+    held: HashMap<MessageId, Claim>,
+}
+
+/// One peer's claim on one message.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    owner: PeerId,
+    /// Fixed when the claim is made: asking again does not extend it, so a peer that keeps
+    /// asking and never pushes cannot hold a message back from the others for longer.
+    until: Instant,
+    /// Another peer was told [`State::Claimed`] while this claim was live.
+    contested: bool,
 }
 
 impl Claims {
@@ -50,18 +61,33 @@ impl Claims {
         if receiving_from.is_some_and(|p| p != peer) {
             return State::Claimed;
         }
-        if let Some((owner, until)) = self.held.get(&id) {
-            if *owner != peer && *until > now {
-                return State::Claimed;
+        if let Some(claim) = self.held.get_mut(&id) {
+            let live = claim.until > now;
+            match (claim.owner == peer, live) {
+                // The owner asking again: still its to push, but no longer than first granted.
+                (true, true) => return State::Lacks,
+                (false, true) => {
+                    claim.contested = true;
+                    return State::Claimed;
+                }
+                // The owner let its claim lapse while others waited: it may still push, but
+                // does not get the message reserved again; the next other asker does.
+                (true, false) if claim.contested => return State::Lacks,
+                _ => {}
             }
         }
         if self.held.len() >= MAX_CLAIMS && !self.held.contains_key(&id) {
-            self.held.retain(|_, (_, until)| *until > now);
+            self.held.retain(|_, claim| claim.until > now);
             if self.held.len() >= MAX_CLAIMS {
                 return State::Lacks;
             }
         }
-        self.held.insert(id, (peer, now + CLAIM_TTL));
+        let claim = Claim {
+            owner: peer,
+            until: now + CLAIM_TTL,
+            contested: false,
+        };
+        self.held.insert(id, claim);
         State::Lacks
     }
 
@@ -88,11 +114,29 @@ mod tests {
         let mut claims = Claims::default();
         assert_eq!(claims.answer(a, id, false, None, now), State::Lacks);
         assert_eq!(claims.answer(b, id, false, None, now), State::Claimed);
-        // The claimer asking again keeps its claim.
+        // The claimer asking again keeps its claim (not extended).
         assert_eq!(claims.answer(a, id, false, None, now), State::Lacks);
         // Once stored, everyone hears Has and the claim is dropped.
         assert_eq!(claims.answer(b, id, true, None, now), State::Has);
         assert_eq!(claims.len(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_never_pushes_cannot_hold_a_message_back() {
+        let (a, b) = peers();
+        let id = MessageId([4; 32]);
+        let t0 = Instant::now();
+        let mut claims = Claims::default();
+        assert_eq!(claims.answer(a, id, false, None, t0), State::Lacks);
+        // Asking again just before the claim ends does not extend it.
+        let almost = t0 + CLAIM_TTL - Duration::from_millis(1);
+        assert_eq!(claims.answer(a, id, false, None, almost), State::Lacks);
+        assert_eq!(claims.answer(b, id, false, None, almost), State::Claimed);
+        // Lapsed while B waited: A, asking first, is not given it again; B then is.
+        let later = t0 + CLAIM_TTL;
+        assert_eq!(claims.answer(a, id, false, None, later), State::Lacks);
+        assert_eq!(claims.answer(b, id, false, None, later), State::Lacks);
+        assert_eq!(claims.answer(a, id, false, None, later), State::Claimed);
     }
 
     #[test]
