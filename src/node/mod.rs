@@ -10,6 +10,7 @@
 //!
 //! The node knows nothing of the control socket: the CLI serves it on top of a running node.
 
+mod arrivals;
 pub mod auth;
 pub mod backoff;
 pub mod counters;
@@ -295,18 +296,11 @@ impl Node {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(event_loop.run());
-        tasks.spawn(invites::run(
+        tasks.spawn(arrivals::run(
             ctx.clone(),
             ctx.events.subscribe(),
             stop_rx.clone(),
         ));
-        if ctx.config.answer_pings {
-            tasks.spawn(pings::run(
-                ctx.clone(),
-                ctx.events.subscribe(),
-                stop_rx.clone(),
-            ));
-        }
         tasks.spawn(collect_expired(
             ctx.store.clone(),
             ctx.config.collect_interval,

@@ -13,17 +13,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, watch};
-
+use super::arrivals::Arrival;
 use super::auth::RateLimiter;
 use super::ctx::Ctx;
 use super::post::{Letter, Privacy};
-use super::{relay, NodeEvent};
+use super::relay;
 use crate::content::envelope::{Head, Pong};
-use crate::content::groups::Groups;
-use crate::content::keys::Keyring;
-use crate::content::open::{open, Outcome};
-use crate::message::{Header, MessageId};
+use crate::message::Header;
 
 /// Pongs per pinger in a burst.
 pub const PER_SENDER: u32 = 3;
@@ -80,64 +76,11 @@ impl Budget {
     }
 }
 
-/// Watches messages arriving from peers and answers the pings among them.
-pub(super) async fn run(
-    ctx: Arc<Ctx>,
-    mut events: broadcast::Receiver<NodeEvent>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut budget = Budget::default();
-    loop {
-        let event = tokio::select! {
-            _ = stop.changed() => return,
-            e = events.recv() => e,
-        };
-        match event {
-            Ok(NodeEvent::Stored { id, from: Some(_) }) => check(&ctx, id, &mut budget).await,
-            Ok(_) => {}
-            // Missed pings go unanswered: the pinger sees no pong, as on a lossy link.
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::debug!(missed = n, "arrivals not checked for pings");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
-async fn check(ctx: &Arc<Ctx>, id: MessageId, budget: &mut Budget) {
-    let stored = match ctx.store.get(id).await {
-        Ok(Some(stored)) => stored,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::debug!(id = %id.short(), "not checked for a ping: {e}");
-            return;
-        }
-    };
-    let header = stored.header;
+/// Answers the arrival if it is a ping worth answering and the budget allows.
+pub(super) async fn on_arrival(ctx: &Arc<Ctx>, arrival: &Arrival, budget: &mut Budget) {
+    let (header, id) = (&arrival.header, arrival.header.id);
     let now = crate::message::now_ms();
-    if !relay::addresses(&header, &ctx.me, now) || ctx.me.sent(&header) {
-        return;
-    }
-    let content = match ctx.store.read(id).await {
-        Ok((_, content)) => content,
-        Err(e) => {
-            tracing::debug!(id = %id.short(), "not checked for a ping: {e}");
-            return;
-        }
-    };
-    let (identity, data_dir) = (ctx.identity.clone(), ctx.config.data_dir.clone());
-    // Only the head is read: an attachment's body is never decrypted here.
-    let head = tokio::task::spawn_blocking(move || {
-        let keyring = Keyring::new(&identity, Groups::at(&data_dir).usable()).ok()?;
-        match open(content, &keyring).ok()? {
-            Outcome::Opened(o) => o.head,
-            Outcome::ForSomeoneElse => None,
-        }
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(pong) = head.and_then(|head| answer(&header, &head, &ctx.me, now)) else {
+    let Some(pong) = answer(header, &arrival.head, &ctx.me, now) else {
         return;
     };
     if !budget.allows(&header.sender, Instant::now()) {
