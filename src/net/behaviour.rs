@@ -5,7 +5,8 @@ use std::time::Duration;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    connection_limits, identify, identity, kad, mdns, ping, request_response, StreamProtocol,
+    allow_block_list, connection_limits, identify, identity, kad, mdns, ping, request_response,
+    StreamProtocol,
 };
 
 use super::{ring, BuildError, Config, Error};
@@ -23,6 +24,8 @@ pub const IDENTIFY_VERSION: &str = "/mule/1";
 pub struct Behaviour {
     /// Caps connections in total and per peer.
     pub limits: connection_limits::Behaviour,
+    /// Peers cut off for a cool-down: their connections are closed and refused.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Chooses the L peers we sync with.
     pub ring: ring::Behaviour,
     /// Exchanges listen addresses and protocols.
@@ -71,6 +74,7 @@ impl Behaviour {
         let full = || request_response::ProtocolSupport::Full;
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
+            blocked: allow_block_list::Behaviour::default(),
             ring: ring::Behaviour::new(local, config.max_active_peers)
                 .with_trusted_only(config.trusted_only)
                 .with_fingers(config.fingers),

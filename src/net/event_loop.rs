@@ -3,8 +3,11 @@
 //! are fed with `try_send` (a full request queue answers `busy`, a full peer-event channel
 //! fills the [`Backlog`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use libp2p::metrics::{Recorder, Registry};
 use libp2p::request_response::{self, ResponseChannel};
@@ -40,6 +43,10 @@ pub struct EventLoop {
     metrics: Option<libp2p::metrics::Metrics>,
     /// Inbound requests answered `busy` here because the app's request queue was full.
     busy: u64,
+    /// Peers cut off for a cool-down, and until when.
+    cooling: HashMap<PeerId, tokio::time::Instant>,
+    /// One timer per cool-down; each yields its peer when its time is up.
+    cooldown_ends: FuturesUnordered<BoxFuture<'static, PeerId>>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -121,6 +128,8 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             metrics,
             busy: 0,
+            cooling: HashMap::new(),
+            cooldown_ends: FuturesUnordered::new(),
         };
         event_loop.apply(start);
         Ok(event_loop)
@@ -155,6 +164,9 @@ impl EventLoop {
                     event = self.swarm.select_next_some() => self.handle_event(event),
                     // Wakes the loop once the app made room; the flush happens above.
                     _ = has_room(&self.peers), if waiting => {}
+                    Some(peer) = self.cooldown_ends.next(), if !self.cooldown_ends.is_empty() => {
+                        self.end_cool_down(peer);
+                    }
                     _ = bootstrap.tick() => self.bootstrap(),
                     _ = &mut walk => {
                         let known = self.swarm.behaviour().ring.known_peers();
@@ -220,6 +232,7 @@ impl EventLoop {
             Command::ReportError(peer) => b.ring.report_error(peer),
             Command::SetTrusted(peer, trusted) => b.ring.set_trusted(peer, trusted),
             Command::Disconnect(peer) => drop(self.swarm.disconnect_peer_id(peer)),
+            Command::CoolDown(peer, duration) => self.cool_down(peer, duration),
             Command::Dial(addr) => {
                 if let Err(e) = self.swarm.dial(addr.clone()) {
                     tracing::warn!(%addr, error = %e, "dial failed");
@@ -227,6 +240,34 @@ impl EventLoop {
             }
             Command::Status(reply) => drop(reply.send(self.status())),
             Command::Shutdown => {}
+        }
+    }
+
+    /// Cuts `peer` off until `duration` from now (or longer, if it is cut off already): the
+    /// block list closes its connections and refuses new ones either way.
+    fn cool_down(&mut self, peer: PeerId, duration: Duration) {
+        let until = tokio::time::Instant::now() + duration;
+        let end = self.cooling.entry(peer).or_insert(until);
+        *end = (*end).max(until);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        tracing::warn!(%peer, ?duration, "peer cut off: it kept asking after being refused for its rate");
+        self.cooldown_ends.push(Box::pin(async move {
+            tokio::time::sleep_until(until).await;
+            peer
+        }));
+    }
+
+    /// A cool-down timer of `peer` ran out: lets it connect again unless a later cool-down
+    /// still holds.
+    fn end_cool_down(&mut self, peer: PeerId) {
+        let over = self
+            .cooling
+            .get(&peer)
+            .is_some_and(|until| *until <= tokio::time::Instant::now());
+        if over {
+            self.cooling.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            tracing::info!(%peer, "cool-down over: the peer may connect again");
         }
     }
 

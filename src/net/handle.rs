@@ -23,6 +23,7 @@ pub(crate) enum Command {
     ReportError(PeerId),
     SetTrusted(PeerId, bool),
     Disconnect(PeerId),
+    CoolDown(PeerId, std::time::Duration),
     Dial(Multiaddr),
     Status(oneshot::Sender<Status>),
     Shutdown,
@@ -137,6 +138,17 @@ impl Handle {
     /// Closes every connection to `peer`.
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), RequestError> {
         self.send(Command::Disconnect(peer)).await
+    }
+
+    /// Closes every connection to `peer` and refuses its connections, inbound and outbound,
+    /// for `duration`: it went on asking after being refused for its rate
+    /// ([`crate::node::cooldown`]).
+    pub async fn cool_down(
+        &self,
+        peer: PeerId,
+        duration: std::time::Duration,
+    ) -> Result<(), RequestError> {
+        self.send(Command::CoolDown(peer, duration)).await
     }
 
     /// Dials an address (a bootstrap peer found later, a test).

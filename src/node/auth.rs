@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use libp2p::PeerId;
 
+use super::cooldown::{self, Cooldowns};
 use super::peers::PeerNames;
 use crate::identity;
 use crate::message::{now_ms, Header};
@@ -81,6 +82,8 @@ pub struct Policy {
     pub requests_per_second: f64,
     /// Requests a peer may make in a burst above the sustained rate.
     pub burst: u32,
+    /// When a peer that ignores rate-limit answers is disconnected and refused for a while.
+    pub cooldown: cooldown::Policy,
 }
 
 impl Policy {
@@ -96,6 +99,7 @@ impl Default for Policy {
             blocked: HashSet::new(),
             requests_per_second: Self::DEFAULT_REQUESTS_PER_SECOND,
             burst: Self::DEFAULT_BURST,
+            cooldown: cooldown::Policy::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ impl<K: std::hash::Hash + Eq + Clone> RateLimiter<K> {
 pub struct Authoriser {
     policy: Policy,
     limiter: Mutex<RateLimiter<PeerId>>,
+    cooldowns: Mutex<Cooldowns>,
     acl: Mutex<AccessPolicy>,
     roots: Roots,
     peers: Mutex<PeerNames>,
@@ -160,9 +165,11 @@ impl Authoriser {
     pub fn new(policy: Policy, acl: AccessPolicy, roots: Roots) -> Self {
         let limiter = RateLimiter::new(policy.requests_per_second, policy.burst);
         let sender_names_matter = acl.list(ListKind::Sender).names_matter();
+        let cooldowns = Mutex::new(Cooldowns::new(policy.cooldown));
         Self {
             policy,
             limiter: Mutex::new(limiter),
+            cooldowns,
             sender_names_matter,
             acl: Mutex::new(acl),
             roots,
@@ -210,6 +217,13 @@ impl Authoriser {
         self.flood_guard(peer, now)?;
         let caller = self.peers().caller(peer, now_ms);
         Ok(self.acl().check_in(&caller, now)?)
+    }
+
+    /// Counts a rate-limit refusal of `peer` (a transient [`Denied`] from [`Self::inbound`]).
+    /// Returns how long to cut the peer off when it keeps going regardless; see [`cooldown`].
+    pub fn strike(&self, peer: &PeerId, now: Instant) -> Option<std::time::Duration> {
+        let mut cooldowns = self.cooldowns.lock().unwrap_or_else(|p| p.into_inner());
+        cooldowns.strike(*peer, now)
     }
 
     /// The block list only: for the names exchange, which every other peer may use (it is how

@@ -21,6 +21,8 @@ pub struct Counters {
     pub content_transfers: AtomicU64,
     /// Pushes of messages this node already held (answered `already-seen`).
     pub duplicates: AtomicU64,
+    /// Peers cut off for a cool-down because they kept asking above their rate.
+    pub peers_cooled_down: AtomicU64,
     rejections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -39,6 +41,9 @@ pub struct Snapshot {
     pub content_transfers: u64,
     /// See [`Counters::duplicates`].
     pub duplicates: u64,
+    /// See [`Counters::peers_cooled_down`] (absent from older nodes' answers).
+    #[serde(default)]
+    pub peers_cooled_down: u64,
     /// Requests this node refused, by wire error code.
     pub rejections: BTreeMap<String, u64>,
 }
@@ -71,6 +76,7 @@ impl Counters {
             bytes_received: self.bytes_received.load(Relaxed),
             content_transfers: self.content_transfers.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
+            peers_cooled_down: self.peers_cooled_down.load(Relaxed),
             rejections,
         }
     }

@@ -223,6 +223,12 @@ impl Collector for State {
                 c.duplicates,
             ),
             (
+                "mule_peers_cooled_down",
+                "Times a peer was cut off for a cool-down: it kept asking after being refused \
+                 for its rate.",
+                c.peers_cooled_down,
+            ),
+            (
                 "mule_net_busy_answers",
                 "Inbound requests the network task answered busy because the node's request \
                  queue was full (not in mule_rejections, which counts the node's own refusals).",

@@ -13,6 +13,7 @@
 mod arrivals;
 pub mod auth;
 pub mod backoff;
+pub mod cooldown;
 pub mod counters;
 mod ctx;
 mod exchange;

@@ -109,6 +109,22 @@ impl Handler {
         };
     }
 
+    /// Block list, flood guard and `in` list for a request of `peer`. A peer that keeps
+    /// asking after being refused for its rate is cut off for a while ([`crate::node::cooldown`]).
+    fn admit_peer(&self, peer: PeerId) -> Result<(), WireError> {
+        let Err(denial) = self.ctx.auth.inbound(&peer) else {
+            return Ok(());
+        };
+        if denial.is_transient() {
+            if let Some(duration) = self.ctx.auth.strike(&peer, std::time::Instant::now()) {
+                Counters::add(&self.ctx.counters.peers_cooled_down, 1);
+                let net = self.ctx.net.clone();
+                tokio::spawn(async move { net.cool_down(peer, duration).await });
+            }
+        }
+        Err(denied(denial))
+    }
+
     /// Counts refusals by code (already-seen counts as a duplicate).
     pub(super) fn account<T>(&self, r: Result<T, WireError>) -> Result<T, WireError> {
         if let Err(e) = &r {
@@ -158,7 +174,7 @@ impl Handler {
         peer: PeerId,
         frame: Frame<diff::Request>,
     ) -> Result<diff::Response, WireError> {
-        self.ctx.auth.inbound(&peer).map_err(denied)?;
+        self.admit_peer(peer)?;
         let request = self.frame(peer, frame)?;
         if request.ids.len() > diff::MAX_IDS {
             return Err(err(
@@ -204,7 +220,7 @@ impl Handler {
         peer: PeerId,
         frame: Frame<repo::Request>,
     ) -> Result<repo::Response, WireError> {
-        self.ctx.auth.inbound(&peer).map_err(denied)?;
+        self.admit_peer(peer)?;
         match self.frame(peer, frame)? {
             repo::Request::Manifest { after, limit } => self.manifest(after, limit).await,
             repo::Request::Pull { id, offset, length } => {
@@ -260,7 +276,7 @@ impl Handler {
         peer: PeerId,
         frame: Frame<push::Request>,
     ) -> Result<push::Response, WireError> {
-        self.ctx.auth.inbound(&peer).map_err(denied)?;
+        self.admit_peer(peer)?;
         match self.frame(peer, frame)? {
             push::Request::ResumeOffset { id } => self
                 .resume_offset(peer, id)

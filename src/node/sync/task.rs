@@ -18,7 +18,7 @@ use crate::message::{now_ms, MessageId};
 use crate::node::backoff;
 use crate::node::counters::Counters;
 use crate::node::ctx::Ctx;
-use crate::protocol::diff;
+use crate::protocol::{diff, Code};
 use crate::store::Delivery;
 
 /// How long a sender waits before offering again messages the peer said another sender
@@ -29,6 +29,10 @@ const CLAIMED_RETRY_MS: u64 = 1_000;
 /// How a pass ended.
 struct Pass {
     connection_failed: bool,
+    /// The peer answered `rate-limit-exceeded`: the pass stopped sending at once.
+    rate_limited: bool,
+    /// Something was delivered in this pass.
+    delivered: bool,
     next_retry_ms: Option<u64>,
 }
 
@@ -36,9 +40,45 @@ impl Pass {
     fn broken() -> Self {
         Self {
             connection_failed: true,
+            rate_limited: false,
+            delivered: false,
             next_retry_ms: None,
         }
     }
+
+    fn rate_limited() -> Self {
+        Self {
+            connection_failed: false,
+            rate_limited: true,
+            delivered: false,
+            next_retry_ms: None,
+        }
+    }
+}
+
+/// Why a pass stopped early.
+enum Cut {
+    /// The connection broke or the peer answered nonsense.
+    Broken,
+    /// The peer is refusing us for our request rate.
+    RateLimited,
+}
+
+impl From<Cut> for Pass {
+    fn from(cut: Cut) -> Self {
+        match cut {
+            Cut::Broken => Pass::broken(),
+            Cut::RateLimited => Pass::rate_limited(),
+        }
+    }
+}
+
+/// Whether `outcome` is the peer refusing us for our request rate.
+fn is_rate_limit(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Transient(plan::Trouble::Refused(e)) if e.code == Code::RateLimitExceeded
+    )
 }
 
 /// What wakes the task between passes.
@@ -67,6 +107,8 @@ pub(in crate::node) async fn run(
         let mut retry_all = true;
         let mut backlog: Vec<MessageId> = Vec::new();
         let mut failures = 0u32;
+        // Passes in a row the peer cut short with `rate-limit-exceeded`.
+        let mut limited = 0u32;
         // When the earliest message that waits (a retry time, or claimed by another sender)
         // is due. A full pass recomputes it; a pass over new messages only can move it earlier
         // but must not forget what the last full pass found.
@@ -85,8 +127,18 @@ pub(in crate::node) async fn run(
                 let delay = backoff::delay(failures - 1, rand::thread_rng().gen());
                 tracing::debug!(?delay, "peer unreachable; backing off");
                 Some(tokio::time::Instant::now() + delay)
+            } else if pass.rate_limited {
+                // The pause grows only while the peer takes nothing at all.
+                if pass.delivered {
+                    limited = 0;
+                }
+                let pause = backoff::rate_limit_pause(limited, rand::thread_rng().gen());
+                limited = limited.saturating_add(1);
+                tracing::debug!(?pause, "peer is refusing us for our rate; pausing");
+                Some(tokio::time::Instant::now() + pause)
             } else {
                 failures = 0;
+                limited = 0;
                 retry_at.map(|at| {
                     tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now_ms()))
                 })
@@ -97,11 +149,13 @@ pub(in crate::node) async fn run(
                 news: &mut news,
                 backlog: &mut backlog,
             };
-            match waiting.wait(wake_at, pass.connection_failed).await {
+            let backing_off = pass.connection_failed || pass.rate_limited;
+            match waiting.wait(wake_at, backing_off).await {
                 Wake::Stop => break,
                 Wake::Fresh => {
                     tracing::debug!("peer connected afresh; retrying now");
                     failures = 0;
+                    limited = 0;
                     full_pass = true;
                     retry_all = true;
                     backlog.clear();
@@ -184,18 +238,20 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>, retry_a
     let candidates = plan::candidates(rows, due, |s| ctx.should_offer(&peer, s));
     let mut result = Pass {
         connection_failed: false,
+        rate_limited: false,
+        delivered: false,
         next_retry_ms: candidates.next_retry_ms,
     };
     if candidates.now.is_empty() {
         return result;
     }
     ctx.set_queue(peer, candidates.now.len());
-    let Some(Lacking {
+    let Lacking {
         push: mut lacking,
         claimed,
-    }) = lacking(ctx, peer, candidates.now).await
-    else {
-        return Pass::broken();
+    } = match lacking(ctx, peer, candidates.now).await {
+        Ok(found) => found,
+        Err(cut) => return cut.into(),
     };
     if claimed > 0 {
         // Another peer is pushing these to it: ask again soon (by then it usually has them).
@@ -211,10 +267,15 @@ async fn pass(ctx: &Arc<Ctx>, peer: PeerId, ids: Option<Vec<MessageId>>, retry_a
     }
     plan::in_creation_order(&mut lacking);
     prefetch_small(ctx, &mut lacking).await;
-    let broken = push_all(ctx, peer, lacking, &mut result.next_retry_ms).await;
-    if broken {
-        result.connection_failed = true;
-        let _ = ctx.net.report_error(peer).await;
+    let (cut, delivered) = push_all(ctx, peer, lacking, &mut result.next_retry_ms).await;
+    result.delivered = delivered;
+    match cut {
+        None => {}
+        Some(Cut::Broken) => {
+            result.connection_failed = true;
+            let _ = ctx.net.report_error(peer).await;
+        }
+        Some(Cut::RateLimited) => result.rate_limited = true,
     }
     result
 }
@@ -228,8 +289,8 @@ struct Lacking {
 }
 
 /// Diffs in batches; keeps only what the peer lacks and records what it holds as delivered.
-/// `None` if the peer could not be asked.
-async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<Lacking> {
+/// Stops when the peer could not be asked or refuses us for our rate.
+async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Result<Lacking, Cut> {
     let mut found = Lacking {
         push: Vec::new(),
         claimed: 0,
@@ -251,16 +312,20 @@ async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<
                     }
                 })
                 .collect(),
+            Ok(diff::Response::Error(e)) if e.code == Code::RateLimitExceeded => {
+                tracing::debug!(error = %e, "diff refused for our rate");
+                return Err(Cut::RateLimited);
+            }
             Ok(other) => {
                 tracing::debug!(?other, "unusable diff answer");
-                return None;
+                return Err(Cut::Broken);
             }
             Err(e) => {
                 // Counts towards making the peer bad: a peer that never answers a diff (gone,
                 // or not a mule node at all) is eventually replaced in the ring.
                 tracing::debug!(error = %e, "diff failed");
                 let _ = ctx.net.report_error(peer).await;
-                return None;
+                return Err(Cut::Broken);
             }
         };
         let mut already = Vec::new();
@@ -275,7 +340,7 @@ async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Option<
         }
         ctx.record_all(peer, already).await;
     }
-    Some(found)
+    Ok(found)
 }
 
 /// Reads the small contents of the whole pass in one go.
@@ -300,15 +365,16 @@ async fn prefetch_small(ctx: &Ctx, lacking: &mut [Candidate]) {
 type Done = Vec<(Candidate, Outcome)>;
 
 /// Pushes everything the peer lacks (small messages in batches, the rest in chunks) with
-/// [`MESSAGE_CONCURRENCY`] requests in flight, recording outcomes as they come. Returns whether
-/// the connection broke.
+/// [`MESSAGE_CONCURRENCY`] requests in flight, recording outcomes as they come. Stops sending
+/// when the connection breaks or the peer refuses us for our rate, and says which, and whether
+/// anything was delivered.
 async fn push_all(
     ctx: &Arc<Ctx>,
     peer: PeerId,
     lacking: Vec<Candidate>,
     next_retry_ms: &mut Option<u64>,
-) -> bool {
-    let broken = Arc::new(AtomicBool::new(false));
+) -> (Option<Cut>, bool) {
+    let stopped = Arc::new(Stopped::default());
     // The window bounds bytes in flight to this peer (push_window chunks' worth), counted in
     // KiB: a 1 KiB message takes one unit, a full chunk takes chunk_size / 1024 of them.
     let window_units = plan::window_units(ctx.config.push_window, ctx.config.chunk_size);
@@ -318,38 +384,69 @@ async fn push_all(
         lacking.into_iter().partition(Candidate::is_whole);
     let mut jobs: Vec<BoxFuture<'static, Done>> = Vec::new();
     for batch in plan::batches(small) {
-        let (ctx, broken, window) = (ctx.clone(), broken.clone(), window.clone());
+        let (ctx, stopped, window) = (ctx.clone(), stopped.clone(), window.clone());
         jobs.push(Box::pin(async move {
-            if broken.load(Ordering::Relaxed) {
+            if stopped.any() {
                 return batch.into_iter().map(|c| (c, Outcome::Skipped)).collect();
             }
             let done = push::batch(&ctx, peer, batch, &window, window_units).await;
-            if done
-                .iter()
-                .any(|(_, o)| matches!(o, Outcome::Connection(_)))
-            {
-                broken.store(true, Ordering::Relaxed);
+            for (_, outcome) in &done {
+                stopped.note(outcome);
             }
             done
         }));
     }
     for mut candidate in large {
-        let (ctx, broken, window) = (ctx.clone(), broken.clone(), window.clone());
+        let (ctx, stopped, window) = (ctx.clone(), stopped.clone(), window.clone());
         jobs.push(Box::pin(async move {
-            let outcome = if broken.load(Ordering::Relaxed) {
+            let outcome = if stopped.any() {
                 Outcome::Skipped
             } else {
                 let content = candidate.content.take();
                 push::one(&ctx, peer, &candidate.stored, content, &window).await
             };
-            if matches!(outcome, Outcome::Connection(_)) {
-                broken.store(true, Ordering::Relaxed);
-            }
+            stopped.note(&outcome);
             vec![(candidate, outcome)]
         }));
     }
     record_outcomes(ctx, peer, jobs, total, next_retry_ms).await;
-    broken.load(Ordering::Relaxed)
+    (stopped.cut(), stopped.delivered.load(Ordering::Relaxed))
+}
+
+/// What the jobs of a pass learned: whether to stop sending, and why (set by whichever job
+/// learns it first), and whether anything was delivered.
+#[derive(Default)]
+struct Stopped {
+    broken: AtomicBool,
+    rate_limited: AtomicBool,
+    /// Not a reason to stop: whether any job delivered.
+    delivered: AtomicBool,
+}
+
+impl Stopped {
+    fn note(&self, outcome: &Outcome) {
+        if matches!(outcome, Outcome::Delivered { .. }) {
+            self.delivered.store(true, Ordering::Relaxed);
+        } else if matches!(outcome, Outcome::Connection(_)) {
+            self.broken.store(true, Ordering::Relaxed);
+        } else if is_rate_limit(outcome) {
+            self.rate_limited.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.cut().is_some()
+    }
+
+    fn cut(&self) -> Option<Cut> {
+        if self.broken.load(Ordering::Relaxed) {
+            Some(Cut::Broken)
+        } else if self.rate_limited.load(Ordering::Relaxed) {
+            Some(Cut::RateLimited)
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs the push jobs and records their outcomes in batches (one commit for many messages),
