@@ -3,7 +3,9 @@
 //! another peer (the victim) sends its own messages at a steady pace through its node. Reports
 //! the victim's end-to-end latency percentiles (its `send` returning → stored at the receiver)
 //! under the flood against the same measurement without the flood, in the same run, and what
-//! became of the flooder's requests (admitted, refused `rate-limit-exceeded`, `busy`, other).
+//! became of the flooder's requests (admitted, refused `rate-limit-exceeded`, `busy`, failed at
+//! the connection — the receiver cuts off a peer that goes on past its refusals, see
+//! `protocols/errors.md` 2.2 — or other).
 //!
 //! - `MULE_BENCH_FLOOD_MESSAGES` (default 200): victim messages per phase.
 //! - `MULE_BENCH_FLOOD_INTERVAL_MS` (default 20): the victim's pace.
@@ -103,12 +105,15 @@ fn main() -> anyhow::Result<()> {
 
         let t = tally.snapshot();
         progress!(
-            "flooder: {} requests, {} admitted, {} refused rate-limit-exceeded, {} busy, {} other",
+            "flooder: {} requests, {} admitted, {} refused rate-limit-exceeded, {} busy, \
+             {} failed at the connection, {} other; receiver cut it off {} times",
             t.sent,
             t.admitted,
             t.rate_limited,
             t.busy,
-            t.other
+            t.failed,
+            t.other,
+            receiver.counters().peers_cooled_down,
         );
         let base = pooled(&before, &after);
         for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
@@ -140,12 +145,20 @@ fn main() -> anyhow::Result<()> {
                 .ctx("admitted", in_phase.admitted)
                 .ctx("refused_rate_limit", in_phase.rate_limited)
                 .ctx("refused_busy", in_phase.busy)
+                .ctx("failed_cut_off", in_phase.failed)
                 .ctx("other_errors", in_phase.other)
                 .ctx("flood_seconds", flood_secs)
                 .ctx("concurrency", concurrency as u64)
                 .emit();
         }
-        let refused = t.rate_limited + t.busy;
+        Record::new(
+            BENCH,
+            "flooder_cut_offs",
+            receiver.counters().peers_cooled_down as f64,
+            "count",
+        )
+        .emit();
+        let refused = t.rate_limited + t.busy + t.failed;
         Record::new(
             BENCH,
             "flooder_refused_share",
@@ -222,6 +235,7 @@ struct Tally {
     admitted: AtomicU64,
     rate_limited: AtomicU64,
     busy: AtomicU64,
+    failed: AtomicU64,
     other: AtomicU64,
 }
 
@@ -231,6 +245,7 @@ struct Counts {
     admitted: u64,
     rate_limited: u64,
     busy: u64,
+    failed: u64,
     other: u64,
 }
 
@@ -242,6 +257,7 @@ impl Counts {
             admitted: self.admitted - earlier.admitted,
             rate_limited: self.rate_limited - earlier.rate_limited,
             busy: self.busy - earlier.busy,
+            failed: self.failed - earlier.failed,
             other: self.other - earlier.other,
         }
     }
@@ -250,7 +266,7 @@ impl Counts {
 impl Tally {
     fn answered(&self) -> u64 {
         let s = self.snapshot();
-        s.admitted + s.rate_limited + s.busy + s.other
+        s.admitted + s.rate_limited + s.busy + s.failed + s.other
     }
 
     fn snapshot(&self) -> Counts {
@@ -260,6 +276,7 @@ impl Tally {
             admitted: l(&self.admitted),
             rate_limited: l(&self.rate_limited),
             busy: l(&self.busy),
+            failed: l(&self.failed),
             other: l(&self.other),
         }
     }
@@ -307,7 +324,7 @@ async fn flood(
                 Code::Busy => &tally.busy,
                 _ => &tally.other,
             },
-            Err(_) => &tally.other,
+            Err(_) => &tally.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

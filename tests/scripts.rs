@@ -1,5 +1,6 @@
 //! The Python helpers in `scripts/` (mesh-test's package) have their own unit tests; running
-//! them here keeps the README's one test command, `cargo test`, the whole of CI.
+//! them here keeps them inside the README's one test command (`scripts/test`, whose first step is
+//! `cargo test`).
 
 #[test]
 fn script_unit_tests_pass() -> anyhow::Result<()> {

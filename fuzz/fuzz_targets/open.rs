@@ -82,17 +82,26 @@ fn check(content: &[u8], keys: &Keyring, sealed_head: Option<&Head>) {
             }
         }
         Ok(Outcome::ForSomeoneElse) => {
-            assert!(sealed_head.is_none(), "untouched content sealed for this key");
+            assert!(
+                sealed_head.is_none(),
+                "untouched content sealed for this key"
+            );
             assert!(is_age && mac_found);
         }
         Err(OpenError::HeaderTooLarge) => {
-            assert!(is_age && !mac_found, "a header that ends was refused as too large");
+            assert!(
+                is_age && !mac_found,
+                "a header that ends was refused as too large"
+            );
         }
         Err(OpenError::TooManyStanzas(n)) => {
             assert!(is_age && n > mule::content::open::MAX_STANZAS);
         }
         Err(OpenError::Damaged(_) | OpenError::Envelope(_)) => {
-            assert!(sealed_head.is_none(), "untouched content sealed for this key refused");
+            assert!(
+                sealed_head.is_none(),
+                "untouched content sealed for this key refused"
+            );
         }
         Err(e) => panic!("opening from memory failed unexpectedly: {e}"),
     }

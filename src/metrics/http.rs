@@ -121,7 +121,7 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     };
     let response = match head {
         Head::Closed => return Ok(()),
-        Head::TooLarge => Response::status(431, "Request Header Fields Too Large"),
+        Head::TooLarge => Response::status(TOO_LARGE.0, TOO_LARGE.1),
         Head::Complete(bytes) => match route(&bytes) {
             Route::Metrics { body } => match metrics.encode().await {
                 Ok(text) => Response {
@@ -136,12 +136,13 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
                     Response::status(500, "Internal Server Error")
                 }
             },
-            Route::NotFound => Response::status(404, "Not Found"),
-            Route::MethodNotAllowed => Response {
-                allow: true,
-                ..Response::status(405, "Method Not Allowed")
-            },
-            Route::BadRequest => Response::status(400, "Bad Request"),
+            other => {
+                let (code, reason) = other.status();
+                Response {
+                    allow: other == Route::MethodNotAllowed,
+                    ..Response::status(code, reason)
+                }
+            }
         },
     };
     let write = async {
@@ -216,6 +217,74 @@ enum Route {
     MethodNotAllowed,
     /// Not an HTTP/1.x request line.
     BadRequest,
+}
+
+/// The answer to a head over [`MAX_HEAD`].
+const TOO_LARGE: (u16, &str) = (431, "Request Header Fields Too Large");
+
+impl Route {
+    /// The status line an answer to this route carries (a scrape that works: 200).
+    fn status(&self) -> (u16, &'static str) {
+        match self {
+            Route::Metrics { .. } => (200, "OK"),
+            Route::NotFound => (404, "Not Found"),
+            Route::MethodNotAllowed => (405, "Method Not Allowed"),
+            Route::BadRequest => (400, "Bad Request"),
+        }
+    }
+}
+
+/// The status a client gets that sends `reads` (one slice per read, then closes its side), as
+/// far as the request decides it (a scrape that works: 200); `None`: closed unanswered.
+///
+/// The whole handling of a request's bytes without a socket or a registry, for the fuzz target
+/// `http_head`: whatever the bytes and however they are split into reads, nothing panics, the
+/// head read stays within [`MAX_HEAD`], and the split never changes the answer.
+pub fn status_for(reads: &[&[u8]]) -> std::io::Result<Option<u16>> {
+    let mut reader = Reads { reads, at: 0 };
+    let head = futures::executor::block_on(read_head(&mut reader))?;
+    Ok(match head {
+        Head::Closed => None,
+        Head::TooLarge => Some(TOO_LARGE.0),
+        Head::Complete(bytes) => {
+            if bytes.len() > MAX_HEAD {
+                return Err(std::io::Error::other("head read past MAX_HEAD"));
+            }
+            Some(route(&bytes).status().0)
+        }
+    })
+}
+
+/// An in-memory reader that hands out its slices one per read (a longer slice than the
+/// caller's buffer over several reads).
+struct Reads<'a> {
+    reads: &'a [&'a [u8]],
+    at: usize,
+}
+
+impl AsyncRead for Reads<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // Empty slices would read as the end of input: skip them.
+        while let Some((first, rest)) = self.reads.split_first() {
+            if first.is_empty() {
+                self.reads = rest;
+                continue;
+            }
+            let n = (first.len() - self.at).min(buf.remaining());
+            buf.put_slice(&first[self.at..self.at + n]);
+            self.at += n;
+            if self.at == first.len() {
+                self.reads = rest;
+                self.at = 0;
+            }
+            break;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// Decides from the request line alone; headers are not needed to answer.
@@ -348,6 +417,26 @@ mod tests {
             head,
             Head::Complete(b"GET /metrics HTTP/1.1\r\n\r\n".to_vec())
         );
+        Ok(())
+    }
+
+    #[test]
+    fn status_for_does_not_depend_on_how_reads_split_the_bytes() -> std::io::Result<()> {
+        let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(status_for(&[request])?, Some(200));
+        for cut in 0..request.len() {
+            let (a, b) = request.split_at(cut);
+            assert_eq!(status_for(&[a, b])?, Some(200), "cut at {cut}");
+        }
+        assert_eq!(
+            status_for(&[b"POST /metrics HTTP/1.1\r\n", b"\r\n"])?,
+            Some(405)
+        );
+        assert_eq!(status_for(&[b"GET /x HTTP/1.1\n\n"])?, Some(404));
+        assert_eq!(status_for(&[b"nonsense\n\n"])?, Some(400));
+        assert_eq!(status_for(&[&[b'a'; MAX_HEAD + 1]])?, Some(431));
+        assert_eq!(status_for(&[b"GET /metrics HTTP/1.1\r\n"])?, None);
+        assert_eq!(status_for(&[])?, None);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ mod http;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-pub use http::{Server, MAX_CONNECTIONS, MAX_HEAD, READ_TIMEOUT};
+pub use http::{status_for, Server, MAX_CONNECTIONS, MAX_HEAD, READ_TIMEOUT};
 
 /// Why the metrics endpoint could not start.
 #[derive(Debug, thiserror::Error)]
