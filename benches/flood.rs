@@ -282,8 +282,15 @@ impl Tally {
     }
 }
 
-/// Pushes fresh, validly signed single-chunk messages from `node` to `to` with `concurrency`
-/// requests in flight until `stop`, tallying the answers.
+/// Messages the flooder signs before it starts, and cycles through: signing as it floods would
+/// spend the shared cores on the flooder's side of the bench, which a flooder elsewhere would
+/// not.
+const FLOOD_POOL: usize = 4096;
+
+/// Pushes validly signed single-chunk messages from `node` to `to` with `concurrency` requests
+/// in flight until `stop`, tallying the answers. A request that fails at the connection (the
+/// receiver cut the flooder off) is retried after 10 ms by its task: a remote flooder would
+/// spin on its own cores, not the bench's.
 async fn flood(
     node: mule::node::Node,
     to: libp2p::PeerId,
@@ -292,11 +299,8 @@ async fn flood(
     tally: Arc<Tally>,
 ) -> anyhow::Result<()> {
     let identity = Identity::generate();
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut n = 0u64;
-    while !stop.load(Ordering::Acquire) {
-        while tasks.len() < concurrency {
-            n += 1;
+    let pool = (0..FLOOD_POOL)
+        .map(|n| {
             let content = format!("flood {n} {}", "f".repeat(SIZE)).into_bytes();
             let header = Draft {
                 recipient: "*".into(),
@@ -305,14 +309,28 @@ async fn flood(
                 chains: Vec::new(),
             }
             .sign(&identity, &content)?;
-            let request = Frame::Ok(push::Request::Chunk {
+            anyhow::Ok(Frame::Ok(push::Request::Chunk {
                 header: Box::new(header),
                 offset: 0,
                 data: content,
-            });
+            }))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut n = 0usize;
+    while !stop.load(Ordering::Acquire) {
+        while tasks.len() < concurrency {
+            let request = pool[n % FLOOD_POOL].clone();
+            n += 1;
             let net = node.net().clone();
             tally.sent.fetch_add(1, Ordering::Relaxed);
-            tasks.spawn(async move { net.push(to, request).await });
+            tasks.spawn(async move {
+                let answer = net.push(to, request).await;
+                if answer.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                answer
+            });
         }
         let Some(done) = tasks.join_next().await else {
             break;

@@ -205,6 +205,8 @@ struct LogScan {
     offset: u64,
     stored_short: BTreeSet<String>,
     evicted: BTreeSet<String>,
+    /// Partial transfers it evicted (their senders start over: no resume to measure).
+    evicted_partial: BTreeSet<String>,
     /// `resuming partial message` lines: transfers a restart found half done.
     resumed: u64,
     partial_line: String,
@@ -241,6 +243,10 @@ impl LogScan {
                 self.stored_short.insert(id.to_owned());
             } else if msg == "evicting message" {
                 self.evicted.insert(id.to_owned());
+                evictions += 1;
+            } else if msg == "evicting partial transfer" {
+                // Not acknowledged, so nothing is lost; but its sender starts over.
+                self.evicted_partial.insert(id.to_owned());
                 evictions += 1;
             }
         }
@@ -732,7 +738,8 @@ impl Harness {
             (Role::Sender, None) => None,
         };
         let window = WINDOW_CHUNKS * CHUNK;
-        let measured = all_delivered && all_lengths_known && refusals == 0;
+        let restarted = ids.iter().any(|id| self.log.evicted_partial.contains(id));
+        let measured = all_delivered && all_lengths_known && refusals == 0 && !restarted;
         match (measured, resent) {
             (true, Some(r)) => {
                 self.tally.resent.push(r);

@@ -7,10 +7,13 @@
 //!
 //! 1. expired messages, whoever sent them: they are dead weight the next collection removes
 //!    anyway;
-//! 2. messages this node carries for others (and its own that already reached a peer), the
+//! 2. partial transfers nobody is writing (their sender went away mid-transfer): each holds
+//!    its whole declared length of the quota, and is worth nothing until its sender comes back
+//!    (which then starts over), soonest to expire first;
+//! 3. messages this node carries for others (and its own that already reached a peer), the
 //!    soonest to expire first: they are worth least to the network, and every one of them is
 //!    held by at least the peer it came from;
-//! 3. never this node's own messages that no peer has yet: the store is their only copy.
+//! 4. never this node's own messages that no peer has yet: the store is their only copy.
 //!
 //! Ties go to the smaller id, so the choice is deterministic. Nothing is chosen unless the
 //! choice frees enough: evicting messages for a newcomer that is refused anyway would lose them
@@ -18,13 +21,15 @@
 
 use crate::message::MessageId;
 
-/// A complete message as eviction sees it.
+/// A message, complete or partly received, as eviction sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Candidate {
     /// The message.
     pub(crate) id: MessageId,
-    /// Its content bytes: what evicting it frees of the quota.
+    /// Its declared content bytes: what evicting it frees of the quota.
     pub(crate) length: u64,
+    /// Whether it is a partial transfer nobody is writing (else a complete message).
+    pub(crate) partial: bool,
     /// When it expires (Unix ms, `created_ms + lifespan_ms`).
     pub(crate) expires_ms: u64,
     /// Whether it is this node's own and no peer has it yet.
@@ -65,7 +70,7 @@ pub(crate) fn plan(
         return Ok(Vec::new());
     }
     let mut order: Vec<&Candidate> = candidates.iter().filter(|c| c.evictable(now_ms)).collect();
-    order.sort_by_key(|c| (!c.expired(now_ms), c.expires_ms, c.id));
+    order.sort_by_key(|c| (!c.expired(now_ms), !c.partial, c.expires_ms, c.id));
     let mut freed = 0u64;
     let mut chosen = Vec::new();
     for c in order {
@@ -99,8 +104,16 @@ mod tests {
         Candidate {
             id: MessageId([n; 32]),
             length,
+            partial: false,
             expires_ms,
             own_unsent,
+        }
+    }
+
+    fn partial(n: u8, length: u64, expires_ms: u64) -> Candidate {
+        Candidate {
+            partial: true,
+            ..c(n, length, expires_ms, false)
         }
     }
 
@@ -126,6 +139,20 @@ mod tests {
         assert_eq!(plan(&held, 35, NOW), Ok(ids(&[5, 3, 2, 4])));
         assert_eq!(plan(&held, 1, NOW), Ok(ids(&[5])));
         assert_eq!(plan(&held, 50, NOW), Ok(ids(&[5, 3, 2, 4, 1])));
+    }
+
+    #[test]
+    fn idle_partial_transfers_go_after_the_expired_and_before_complete_messages() {
+        let held = [
+            c(1, 10, NOW + 5, false),
+            partial(2, 10, NOW + 50),
+            c(3, 10, NOW - 1, false),
+            partial(4, 10, NOW + 20),
+            partial(5, 10, NOW - 2),
+        ];
+        // Expired first (partial or not), then the other partials by expiry, then the rest.
+        assert_eq!(plan(&held, 50, NOW), Ok(ids(&[5, 3, 4, 2, 1])));
+        assert_eq!(plan(&held, 30, NOW), Ok(ids(&[5, 3, 4])));
     }
 
     #[test]

@@ -170,6 +170,27 @@ const HEADROOM_DIVISOR: u64 = 64;
 
 /// What one scan found: the evictable view of every complete message, and the quota the
 /// partial transfers reserve.
+/// Writer slots of partial transfers taken for their eviction; released when dropped.
+struct Claimed {
+    store: Store,
+    taken: Vec<(MessageId, u64)>,
+}
+
+impl Claimed {
+    fn ids(&self) -> impl Iterator<Item = (MessageId, u64)> + '_ {
+        self.taken.iter().copied()
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let mut active = self.store.active_lock();
+        for (id, _) in &self.taken {
+            active.remove(id);
+        }
+    }
+}
+
 struct Scan {
     candidates: Vec<Candidate>,
     /// `(created_ms, inline)` of each candidate, in the same order, for removal.
@@ -259,24 +280,35 @@ impl Store {
             };
             last = Some(full(own_unsent(&scan, now_ms)));
             let chosen: std::collections::HashSet<MessageId> = chosen.into_iter().collect();
-            let rows = scan
-                .candidates
-                .iter()
-                .zip(&scan.rows)
-                .filter(|(c, _)| chosen.contains(&c.id))
-                .map(|(c, &(created, inline))| super::expiry::Row {
-                    id: c.id,
-                    created_ms: created,
-                    inline,
-                    length: c.length,
-                })
-                .collect::<Vec<_>>();
+            let (mut rows, mut partial) = (Vec::new(), Vec::new());
+            for (c, &(created, inline)) in scan.candidates.iter().zip(&scan.rows) {
+                if !chosen.contains(&c.id) {
+                    continue;
+                }
+                if c.partial {
+                    partial.push((c.id, c.length));
+                } else {
+                    rows.push(super::expiry::Row {
+                        id: c.id,
+                        created_ms: created,
+                        inline,
+                        length: c.length,
+                    });
+                }
+            }
+            // A partial transfer is taken like a writer takes it, so no transfer can resume it
+            // while it goes; one that resumed since the scan stays.
+            let claimed = self.claim(partial);
             // Logged before the removal, so a log reader can tell an evicted message from a
             // lost one even if the node dies before the removal commits (scripts/crash-loop).
             for row in &rows {
                 tracing::info!(id = %row.id, length = row.length, "evicting message");
             }
-            let evicted = self.remove(rows, Vec::new()).await?;
+            for (id, length) in claimed.ids() {
+                tracing::info!(id = %id, length, "evicting partial transfer");
+            }
+            let evicted = self.remove(rows, claimed.ids().collect()).await?;
+            drop(claimed);
             tracing::info!(evicted, length, "evicted messages to make room");
         }
         if self.inner.meter.try_add(length, quota) {
@@ -292,8 +324,22 @@ impl Store {
         Err(Error::QuotaFull(last.unwrap_or(fallback)))
     }
 
-    /// Every complete message as eviction sees it, and the bytes partial transfers reserve
-    /// (one read snapshot).
+    /// Takes the writer slots of these partial transfers (those nobody holds), until the
+    /// returned guard is dropped.
+    fn claim(&self, partial: Vec<(MessageId, u64)>) -> Claimed {
+        let mut active = self.active_lock();
+        let taken = partial
+            .into_iter()
+            .filter(|(id, _)| active.insert(*id))
+            .collect();
+        Claimed {
+            store: self.clone(),
+            taken,
+        }
+    }
+
+    /// Every complete message and every partial transfer nobody is writing as eviction sees
+    /// them, and the bytes all partial transfers reserve (one read snapshot).
     fn scan_for_eviction(&self) -> Result<Scan, Error> {
         let read = self.begin_read()?;
         let messages = read.open_table(MESSAGES)?;
@@ -313,15 +359,30 @@ impl Store {
             scan.candidates.push(Candidate {
                 id: header.id,
                 length: header.length,
+                partial: false,
                 expires_ms: header.expires_ms(),
                 own_unsent,
             });
             scan.rows.push((header.created_ms, stored.inline));
         }
+        let mut partial = Vec::new();
         for row in read.open_table(PARTIAL)?.iter()? {
             let (_, value) = row?;
             let record: PartialRecord = tables::decode(value.value())?;
             scan.reserved = scan.reserved.saturating_add(record.header.length);
+            partial.push(record.header);
+        }
+        // Only transfers nobody is writing may go (checked again when they are removed).
+        let active = self.active_lock();
+        for header in partial.iter().filter(|h| !active.contains(&h.id)) {
+            scan.candidates.push(Candidate {
+                id: header.id,
+                length: header.length,
+                partial: true,
+                expires_ms: header.expires_ms(),
+                own_unsent: false,
+            });
+            scan.rows.push((header.created_ms, false));
         }
         Ok(scan)
     }

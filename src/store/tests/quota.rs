@@ -209,6 +209,43 @@ async fn open_transfers_hold_their_declared_length() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_partial_transfer_nobody_writes_is_evicted_before_complete_messages() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = open_with_quota(dir.path(), 100_000).await?;
+    let kept = message(OTHER_SEED, 30_000, 0, HOUR)?;
+    relayed(&store, &kept).await?;
+    let stale = message(OTHER_SEED, 60_000, 0, 2 * HOUR)?;
+    let mut transfer = store
+        .begin_write_from(stale.0.clone(), Some(relay_peer()))
+        .await?;
+    transfer.append(0, stale.1[..20_000].to_vec()).await?;
+    let partial_file = dir.path().join("partial").join(stale.0.id.to_string());
+    assert!(partial_file.exists());
+
+    // While it is being written it stays, and the newcomer cannot fit beside it.
+    let newcomer = message(OTHER_SEED, 50_000, 0, HOUR)?;
+    let refused = relayed(&store, &newcomer).await;
+    assert!(matches!(refused, Err(Error::QuotaFull(_))), "{refused:?}");
+
+    // Its sender went away: the partial transfer goes first, although it expires last, and
+    // the complete message stays.
+    drop(transfer);
+    relayed(&store, &newcomer).await?;
+    assert_eq!(store.offset(stale.0.id).await?, Offset::Unknown);
+    assert!(!partial_file.exists(), "the partial file is left behind");
+    assert!(store.exists(kept.0.id).await?);
+    assert_eq!(store.usage().used, 80_000);
+
+    // The quota agrees with the index after a reopen; the message would have to start over.
+    store.close().await?;
+    let store = open_with_quota(dir.path(), 100_000).await?;
+    assert_eq!(store.usage().used, 80_000);
+    let again = store.begin_write(stale.0.clone()).await?;
+    assert_eq!(again.offset(), 0);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_refused_content_gives_its_reservation_back() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = open_with_quota(dir.path(), 100_000).await?;
