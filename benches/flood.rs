@@ -11,6 +11,8 @@
 //! - `MULE_BENCH_FLOOD_INTERVAL_MS` (default 20): the victim's pace.
 //! - `MULE_BENCH_FLOOD_RATE` (default 50): the flooder's access-list rate, requests per second.
 //! - `MULE_BENCH_FLOOD_CONCURRENCY` (default 64): flooder requests in flight.
+//! - `MULE_BENCH_FLOOD_RETRY_MS` (default 10): how long a flooder task waits after a request
+//!   failed at the connection (once the receiver cut it off) before it sends the next.
 //!
 //! Goal: the victim's p99 under flood within 2× the baseline's p99 (a report, not a test: the
 //! machine is shared). Phases: baseline, flood, baseline again (load elsewhere shows up as a
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
     let interval = Duration::from_millis(common::env_u64("MULE_BENCH_FLOOD_INTERVAL_MS", 20));
     let rate = common::env_u64("MULE_BENCH_FLOOD_RATE", 50).max(1);
     let concurrency = common::env_u64("MULE_BENCH_FLOOD_CONCURRENCY", 64).max(1) as usize;
+    let retry = Duration::from_millis(common::env_u64("MULE_BENCH_FLOOD_RETRY_MS", 10));
     common::runtime()?.block_on(async move {
         let flooder_id = Identity::generate();
         let victim_id = Identity::generate();
@@ -82,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             flooder.node.clone(),
             receiver.peer_id(),
             concurrency,
+            retry,
             stop.clone(),
             tally.clone(),
         ));
@@ -149,6 +153,7 @@ fn main() -> anyhow::Result<()> {
                 .ctx("other_errors", in_phase.other)
                 .ctx("flood_seconds", flood_secs)
                 .ctx("concurrency", concurrency as u64)
+                .ctx("retry_after_failure_ms", retry.as_millis() as u64)
                 .emit();
         }
         Record::new(
@@ -288,13 +293,14 @@ impl Tally {
 const FLOOD_POOL: usize = 4096;
 
 /// Pushes validly signed single-chunk messages from `node` to `to` with `concurrency` requests
-/// in flight until `stop`, tallying the answers. A request that fails at the connection (the
-/// receiver cut the flooder off) is retried after 10 ms by its task: a remote flooder would
-/// spin on its own cores, not the bench's.
+/// in flight until `stop`, tallying the answers. A task whose request fails at the connection
+/// (the receiver cut the flooder off) waits `retry` before the next: a remote flooder would spin
+/// on its own cores, not the bench's.
 async fn flood(
     node: mule::node::Node,
     to: libp2p::PeerId,
     concurrency: usize,
+    retry: Duration,
     stop: Arc<AtomicBool>,
     tally: Arc<Tally>,
 ) -> anyhow::Result<()> {
@@ -327,7 +333,7 @@ async fn flood(
             tasks.spawn(async move {
                 let answer = net.push(to, request).await;
                 if answer.is_err() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(retry).await;
                 }
                 answer
             });
