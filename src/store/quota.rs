@@ -168,8 +168,6 @@ const ROUNDS: usize = 3;
 /// so that a stream of messages arriving at a full store does not scan the index once each.
 const HEADROOM_DIVISOR: u64 = 64;
 
-/// What one scan found: the evictable view of every complete message, and the quota the
-/// partial transfers reserve.
 /// Writer slots of partial transfers taken for their eviction; released when dropped.
 struct Claimed {
     store: Store,
@@ -191,6 +189,8 @@ impl Drop for Claimed {
     }
 }
 
+/// What one scan found: the evictable view of every complete message and of every partial
+/// transfer nobody writes, and the quota all partial transfers reserve.
 struct Scan {
     candidates: Vec<Candidate>,
     /// `(created_ms, inline)` of each candidate, in the same order, for removal.
