@@ -19,11 +19,11 @@ use crate::message::{Header, MessageId};
 /// so a later transfer resumes at [`Transfer::offset`].
 #[derive(Debug)]
 pub struct Transfer {
-    store: Store,
-    header: Header,
-    file: Option<fs::File>,
-    held: u64,
-    hasher: Option<Sha256>,
+    pub(super) store: Store,
+    pub(super) header: Header,
+    pub(super) file: Option<fs::File>,
+    pub(super) held: u64,
+    pub(super) hasher: Option<Sha256>,
     /// The peer it comes from, recorded as having it when it is stored.
     from: Option<PeerKey>,
     _active: ActiveGuard,

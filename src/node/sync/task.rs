@@ -340,7 +340,15 @@ async fn push_all(
                 Outcome::Skipped
             } else {
                 let content = candidate.content.take();
-                push::one(&ctx, peer, &candidate.stored, content, &window).await
+                push::one(
+                    &ctx,
+                    peer,
+                    &candidate.stored,
+                    content,
+                    &window,
+                    window_units,
+                )
+                .await
             };
             if matches!(outcome, Outcome::Connection(_)) {
                 broken.store(true, Ordering::Relaxed);
