@@ -107,6 +107,11 @@ impl Handler {
             .into());
         }
         slot.activity().touch(Instant::now());
+        // A new stream from the owner is a restart, like its `resume-offset`: an older stream
+        // still holding the transfer is dead (its connection may be gone without its reads
+        // noticing), so it stops and hands the transfer over.
+        slot.progress.send_modify(|p| p.generation += 1);
+        let generation = slot.progress.borrow().generation;
         self.open_transfer(peer, &slot).await?;
         // Held for the whole stream: chunks of the same message over `/mule/push/1` wait.
         let mut guard = slot.transfer.lock().await;
@@ -130,7 +135,7 @@ impl Handler {
                 return Err(store_error(e).into());
             }
         };
-        if let Err(failure) = self.copy_in(&slot, stream, &mut sink).await {
+        if let Err(failure) = self.copy_in(&slot, generation, stream, &mut sink).await {
             // Keep what was written, in the slot, for the owner's resume.
             match sink.close().await {
                 Ok(transfer) => {
@@ -177,17 +182,25 @@ impl Handler {
 
     /// Reads the content from the sink's offset to the end, handing each buffer to the writer
     /// thread while the next one is read.
+    /// Stops early if the owner restarts (the slot's generation moves on from `generation`).
     async fn copy_in(
         &self,
         slot: &Slot,
+        generation: u64,
         stream: &mut libp2p::Stream,
         sink: &mut Sink,
     ) -> Result<(), Failure> {
         let length = sink.length();
+        let mut restarts = slot.progress.subscribe();
         while sink.offset() < length {
             let n = (length - sink.offset()).min(STREAM_BUFFER as u64) as usize;
             let mut buf = sink.buffer(n);
-            fill(stream, &mut buf, sink.offset(), length).await?;
+            tokio::select! {
+                filled = fill(stream, &mut buf, sink.offset(), length) => filled?,
+                _ = restarts.wait_for(|p| p.generation != generation) => {
+                    return Err(Failure::Gone("the owner restarted the transfer".into()));
+                }
+            }
             let held = sink.write(buf).await.map_err(store_error)?;
             slot.activity().touch(Instant::now());
             self.progressed(slot, held, n as u64);
