@@ -195,8 +195,13 @@ impl Handler {
         while sink.offset() < length {
             let n = (length - sink.offset()).min(STREAM_BUFFER as u64) as usize;
             let mut buf = sink.buffer(n);
+            let filled =
+                tokio::time::timeout(STREAM_IDLE, fill(stream, &mut buf, sink.offset(), length));
             tokio::select! {
-                filled = fill(stream, &mut buf, sink.offset(), length) => filled?,
+                filled = filled => filled.map_err(|_| Failure::Gone(format!(
+                    "no {n} bytes within {} s",
+                    STREAM_IDLE.as_secs()
+                )))??,
                 _ = restarts.wait_for(|p| p.generation != generation) => {
                     return Err(Failure::Gone("the owner restarted the transfer".into()));
                 }
@@ -209,7 +214,8 @@ impl Handler {
     }
 }
 
-/// Fills `buf` from the stream, each read bounded by [`STREAM_IDLE`].
+/// Fills `buf` from the stream. Unbounded in time: the caller bounds the whole buffer (one
+/// timer per buffer, not per read: a QUIC read may return only one packet's worth).
 async fn fill<R: AsyncRead + Unpin>(
     stream: &mut R,
     buf: &mut [u8],
@@ -218,21 +224,15 @@ async fn fill<R: AsyncRead + Unpin>(
 ) -> Result<(), Failure> {
     let mut filled = 0;
     while filled < buf.len() {
-        match tokio::time::timeout(STREAM_IDLE, stream.read(&mut buf[filled..])).await {
-            Err(_) => {
-                return Err(Failure::Gone(format!(
-                    "no bytes for {} s",
-                    STREAM_IDLE.as_secs()
-                )))
-            }
-            Ok(Err(e)) => return Err(Failure::Gone(e.to_string())),
-            Ok(Ok(0)) => {
+        match stream.read(&mut buf[filled..]).await {
+            Err(e) => return Err(Failure::Gone(e.to_string())),
+            Ok(0) => {
                 return Err(Failure::Gone(format!(
                     "stream ended at {} of {length} bytes",
                     at + filled as u64
                 )))
             }
-            Ok(Ok(k)) => filled += k,
+            Ok(k) => filled += k,
         }
     }
     Ok(())
