@@ -18,6 +18,11 @@ use super::{disk, Error, Stored, Transfer};
 /// this bounds a transfer's content in memory to `SINK_DEPTH + 2` buffers.
 pub const SINK_DEPTH: usize = 4;
 
+/// Bytes after which the writer thread asks the kernel to start writing the file out: the
+/// final fsync ([`Transfer::finish`]) then waits for the last few MiB instead of the whole
+/// message, and a large transfer does not leave the page cache full of dirty pages.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 /// What the writer thread hands back when its queue closes: the file and hash state, and the
 /// bytes held, or the error that stopped it.
 type Done = Result<(fs::File, Sha256, u64), Error>;
@@ -51,6 +56,8 @@ impl Transfer {
         let start = self.held;
         let writer = move || {
             let (mut hasher, mut offset) = (hasher, start);
+            // Writeback was started up to `marks.1`; `marks.0` is the mark before it.
+            let mut marks = (start, start);
             let mut result = Ok(());
             while let Some(buf) = rx.blocking_recv() {
                 if let Err(e) = disk::write_content(&config, &file, &buf, offset) {
@@ -59,6 +66,11 @@ impl Transfer {
                 }
                 hasher.update(&buf);
                 offset += buf.len() as u64;
+                if offset - marks.1 >= WRITEBACK_STEP {
+                    // The step before the last is written out by now: it leaves the cache.
+                    start_writeback(&file, marks.0, offset);
+                    marks = (marks.1, offset);
+                }
                 // The network side may be gone already; the buffer is then simply freed.
                 let _ = spare_tx.send(buf);
             }
@@ -145,4 +157,19 @@ impl Sink {
         self.join().await?;
         Ok(self.transfer)
     }
+}
+
+/// Starts writing bytes `[from, to)` of `file` out without waiting, and drops the clean pages
+/// among them from the page cache (Linux `POSIX_FADV_DONTNEED` starts writeback of the dirty
+/// ones). Advice only: a failure, or another system, changes nothing but speed.
+fn start_writeback(file: &fs::File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        if let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) {
+            let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }
