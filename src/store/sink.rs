@@ -54,7 +54,10 @@ impl Transfer {
         let config = self.store.inner.config.clone();
         let path = self.store.partial_path(&self.header.id);
         let start = self.held;
+        // Keeps the id reserved while the thread still writes, even if the sink is dropped.
+        let active = self.active.clone();
         let writer = move || {
+            let _active = active;
             let (mut hasher, mut offset) = (hasher, start);
             // Writeback was started up to `marks.1`; `marks.0` is the mark before it.
             let mut marks = (start, start);
