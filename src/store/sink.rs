@@ -57,7 +57,6 @@ impl Transfer {
         // Keeps the id reserved while the thread still writes, even if the sink is dropped.
         let active = self.active.clone();
         let writer = move || {
-            let _active = active;
             let (mut hasher, mut offset) = (hasher, start);
             // Writeback was started up to `marks.1`; `marks.0` is the mark before it.
             let mut marks = (start, start);
@@ -77,6 +76,8 @@ impl Transfer {
                 // The network side may be gone already; the buffer is then simply freed.
                 let _ = spare_tx.send(buf);
             }
+            // Done writing: the transfer's own reservation is what counts from here on.
+            drop(active);
             let _ = done_tx.send(result.map(|()| (file, hasher, offset)));
         };
         thread::Builder::new()
