@@ -7,7 +7,9 @@
 //!   the medians are reported.
 //!
 //! Results: ingest time at A (the `send` call: hash + copy into A's store), transfer time
-//! (`send` returned → B's `Stored`), transfer MB/s and its ratio to the raw stream (goal ≥ 0.8).
+//! (`send` returned → B's `Stored`), transfer MB/s and its ratio to the raw stream (goal ≥ 0.8),
+//! and the process's peak RSS so far (both nodes share it: an upper bound for either; goal
+//! < 64 MiB during a 1 GiB transfer).
 
 mod common;
 
@@ -239,6 +241,11 @@ async fn run(
     .ctx(
         "finish_s",
         since(m.arrival.last_chunk, Some(m.arrival.stored)),
+    )
+    .ctx(
+        "process_hwm_mib",
+        // Both nodes and the raw baselines share this process: an upper bound for either node.
+        common::self_status_mib("VmHWM:"),
     )
     .ctx("disk_write_fsync_mb_s", host.disk_mbs)
     .ctx("sha256_mb_s", host.sha_mbs)

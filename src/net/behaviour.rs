@@ -44,6 +44,8 @@ pub struct Behaviour {
     pub repo: request_response::Behaviour<Codec<repo::Request, repo::Response>>,
     /// `/mule/names/1`.
     pub names: request_response::Behaviour<Codec<names::Request, names::Response>>,
+    /// Plain streams: `/mule/push/2`, one per bulk transfer, framed by the node itself.
+    pub stream: libp2p_stream::Behaviour,
 }
 
 impl Behaviour {
@@ -106,6 +108,7 @@ impl Behaviour {
                 [(StreamProtocol::new(names::PROTOCOL), full())],
                 rr,
             ),
+            stream: libp2p_stream::Behaviour::new(),
         })
     }
 }

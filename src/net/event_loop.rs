@@ -135,6 +135,11 @@ impl EventLoop {
         Ok(event_loop)
     }
 
+    /// A control for opening and accepting plain streams, for the [`Handle`](super::Handle).
+    pub(super) fn stream_control(&self) -> libp2p_stream::Control {
+        self.swarm.behaviour().stream.new_control()
+    }
+
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         *self.swarm.local_peer_id()

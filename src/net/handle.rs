@@ -1,13 +1,14 @@
 //! The cloneable [`Handle`] through which the app commands the network task.
 
 use libp2p::request_response::ResponseChannel;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use libp2p_stream::OpenStreamError;
 use tokio::sync::{mpsc, oneshot};
 
 #[cfg(doc)]
 use super::{Config, Event};
 use super::{RequestError, Status};
-use crate::protocol::{diff, names, push, repo, Frame};
+use crate::protocol::{diff, names, push, push2, repo, Frame};
 
 /// Commands for the event loop. Built by [`Handle`]'s methods.
 #[derive(Debug)]
@@ -32,9 +33,18 @@ pub(crate) enum Command {
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
 
 /// A cloneable handle to the network task.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Handle {
     pub(super) commands: mpsc::Sender<Command>,
+    /// Opens and accepts plain streams (`/mule/push/2`) without a round trip through the loop:
+    /// libp2p-stream hands them to the connection tasks directly.
+    pub(super) streams: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
 }
 
 impl Handle {
@@ -161,6 +171,29 @@ impl Handle {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Status(tx)).await?;
         rx.await.map_err(|_| RequestError::Shutdown)
+    }
+
+    /// Opens a `/mule/push/2` stream to `peer`, dialing it if need be.
+    /// [`RequestError::UnsupportedProtocols`] means the peer speaks only `/mule/push/1`.
+    pub async fn open_push2(&self, peer: PeerId) -> Result<libp2p::Stream, RequestError> {
+        let protocol = StreamProtocol::new(push2::PROTOCOL);
+        match self.streams.clone().open_stream(peer, protocol).await {
+            Ok(stream) => Ok(stream),
+            Err(OpenStreamError::UnsupportedProtocol(_)) => Err(RequestError::UnsupportedProtocols),
+            Err(OpenStreamError::Io(e)) => Err(RequestError::Io(e.into())),
+            Err(e) => Err(RequestError::Io(
+                std::io::Error::other(e.to_string()).into(),
+            )),
+        }
+    }
+
+    /// Starts accepting inbound `/mule/push/2` streams; the node calls it once. `None` if it
+    /// was already called.
+    pub fn accept_push2(&self) -> Option<libp2p_stream::IncomingStreams> {
+        self.streams
+            .clone()
+            .accept(StreamProtocol::new(push2::PROTOCOL))
+            .ok()
     }
 
     /// Stops the event loop (it also stops when every handle is dropped).

@@ -213,8 +213,12 @@ fn build(
     let (req_tx, req_rx) = mpsc::channel(REQUEST_CAPACITY);
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENT_CAPACITY);
     let event_loop = EventLoop::new(identity, config, cmd_rx, req_tx, peer_tx, registry)?;
+    let streams = event_loop.stream_control();
     Ok((
-        Handle { commands: cmd_tx },
+        Handle {
+            commands: cmd_tx,
+            streams,
+        },
         Events {
             requests: req_rx,
             peers: peer_rx,

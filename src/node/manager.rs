@@ -1,6 +1,7 @@
 //! The peer manager, a node's main task: one sync task per selected peer, one task per inbound
 //! request (bounded: beyond [`INBOUND_CAPACITY`] requests in progress the next one is answered
-//! `busy` at once), and a maintenance tick that closes stalled transfers. Expired messages are
+//! `busy` at once), one task per inbound `/mule/push/2` stream (at most [`STREAM_CAPACITY`]),
+//! and a maintenance tick that closes stalled transfers. Expired messages are
 //! collected by a task of their own (`collect_expired` in the node module), so no stream of requests
 //! can hold collection back.
 
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::StreamExt;
 use libp2p::PeerId;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -20,6 +22,9 @@ use crate::net::{self, Event};
 /// Most inbound requests served at once. Each holds at most one chunk (1 MiB) in memory, so
 /// this bounds the memory inbound work can take; the network's request queue absorbs bursts.
 pub const INBOUND_CAPACITY: usize = 256;
+/// Most inbound `/mule/push/2` streams served at once; the next one is answered `busy`. Each
+/// holds a few buffers of content (about 1.5 MiB) while it runs.
+pub const STREAM_CAPACITY: usize = 8;
 
 /// Runs until `stop` turns true; then stops every sync task and waits for the workers.
 pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch::Receiver<bool>) {
@@ -29,6 +34,13 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
         let mut syncs = Syncs::default();
         let mut workers = JoinSet::new();
         let capacity = Arc::new(Semaphore::new(INBOUND_CAPACITY));
+        let stream_capacity = Arc::new(Semaphore::new(STREAM_CAPACITY));
+        let mut streams = ctx.config.push2.then(|| ctx.net.accept_push2()).flatten();
+        if ctx.config.push2 && streams.is_none() {
+            tracing::warn!(
+                "/mule/push/2 streams are accepted elsewhere; this node takes only /mule/push/1"
+            );
+        }
         let mut tick = tokio::time::interval(MAINTENANCE_TICK);
         loop {
             tokio::select! {
@@ -73,6 +85,20 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
                         }
                     }
                 }
+                Some((peer, stream)) = next_stream(&mut streams) => {
+                    match stream_capacity.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let handler = inbound.clone();
+                            workers.spawn(async move {
+                                handler.push2(peer, stream).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => {
+                            workers.spawn(inbound.clone().refuse_push2(stream));
+                        }
+                    }
+                }
                 Some(_) = workers.join_next(), if !workers.is_empty() => {}
                 else => break,
             }
@@ -83,6 +109,16 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut events: net::Events, mut stop: watch:
     }
     .instrument(span)
     .await
+}
+
+/// The next inbound `/mule/push/2` stream; never, if this node does not accept them.
+async fn next_stream(
+    streams: &mut Option<libp2p_stream::IncomingStreams>,
+) -> Option<(PeerId, libp2p::Stream)> {
+    match streams {
+        Some(streams) => streams.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The running sync tasks, one per selected peer: the switch that stops each, and the signal

@@ -90,6 +90,11 @@ pub struct Config {
     /// Off by default so a library user or benchmark opens no message it did not ask for; the
     /// CLI's `node`, `chat` and `robot` turn it on.
     pub answer_pings: bool,
+    /// Whether to speak `/mule/push/2` (one stream per message larger than a chunk), as sender
+    /// and receiver. On by default. Off, the node behaves as one from before `/mule/push/2`: it
+    /// pushes chunks and peers find it does not support the protocol; for tests of mixed
+    /// versions, and for comparing the two in benches.
+    pub push2: bool,
 }
 
 impl Config {
@@ -110,6 +115,7 @@ impl Config {
             pull_interval: Duration::from_secs(300),
             metrics: false,
             answer_pings: false,
+            push2: true,
         }
     }
 

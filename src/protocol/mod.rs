@@ -10,6 +10,7 @@ pub mod diff;
 pub mod error;
 pub mod names;
 pub mod push;
+pub mod push2;
 pub mod repo;
 
 pub use codec::{Codec, Frame, ResponseError};

@@ -281,6 +281,14 @@ mod vectors {
                 ]))?,
             ),
             (
+                "push2-open-frame",
+                hex::encode(push2::encode_frame(&push2::Open { header: h.clone() })?),
+            ),
+            (
+                "push2-response-offset-frame",
+                hex::encode(push2::encode_frame(&push::Response::Offset(23))?),
+            ),
+            (
                 "repo-manifest-request-first",
                 cbor(&repo::Request::Manifest {
                     after: None,
@@ -332,6 +340,20 @@ mod vectors {
             (diff::PROTOCOL, "response") => cbor(&from_slice::<diff::Response>(bytes)?),
             (push::PROTOCOL, "request") => cbor(&from_slice::<push::Request>(bytes)?),
             (push::PROTOCOL, "response") => cbor(&from_slice::<push::Response>(bytes)?),
+            (push2::PROTOCOL, "request") => {
+                let open: push2::Open = block_on(push2::read_frame(
+                    &mut Cursor::new(bytes.to_vec()),
+                    push2::OPEN_MAX,
+                ))?;
+                Ok(hex::encode(push2::encode_frame(&open)?))
+            }
+            (push2::PROTOCOL, "response") => {
+                let answer: push::Response = block_on(push2::read_frame(
+                    &mut Cursor::new(bytes.to_vec()),
+                    push2::RESPONSE_MAX,
+                ))?;
+                Ok(hex::encode(push2::encode_frame(&answer)?))
+            }
             (repo::PROTOCOL, "request") => cbor(&from_slice::<repo::Request>(bytes)?),
             (repo::PROTOCOL, "response") => cbor(&from_slice::<repo::Response>(bytes)?),
             (names::PROTOCOL, _) => cbor(&from_slice::<names::Chains>(bytes)?),

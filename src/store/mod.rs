@@ -25,7 +25,9 @@
 //! - `open.rs`: opening, table creation, schema check, start-up recovery.
 //! - `write.rs`: storing whole messages and starting transfers.
 //! - `transfer.rs`: a resumable write of one message's content.
-//! - `read.rs`: records, contents, manifests, offsets.
+//! - `read.rs`: records, contents, manifests, offsets; `read_ahead.rs`: a sender's sequential
+//!   reads on a thread of its own.
+//! - `sink.rs`: a transfer's appends and hashing on a thread of its own (streamed content).
 //! - `delivery.rs`: per-(message, peer) delivery state.
 //! - `expiry.rs`: collecting expired messages and transfers; removing messages.
 //! - `quota.rs`: the quota ([`Config::max_bytes`]) and making room; `evict.rs`: the pure
@@ -45,6 +47,8 @@ mod open;
 mod peer;
 mod quota;
 mod read;
+mod read_ahead;
+mod sink;
 mod slot;
 mod tables;
 mod transfer;
@@ -64,6 +68,8 @@ pub use open::Recovery;
 pub use peer::PeerKey;
 pub use quota::{Full, Size, Usage};
 pub use read::{Content, Offset};
+pub use read_ahead::{ReadAhead, READ_AHEAD};
+pub use sink::{Sink, SINK_DEPTH};
 pub use tables::{Delivery, Stored};
 pub use transfer::Transfer;
 

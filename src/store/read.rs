@@ -108,7 +108,7 @@ impl Store {
         blocking(move || store.read_blocking(&id)).await
     }
 
-    fn read_blocking(&self, id: &MessageId) -> Result<(Stored, Content), Error> {
+    pub(super) fn read_blocking(&self, id: &MessageId) -> Result<(Stored, Content), Error> {
         let stored = self.get_blocking(id)?.ok_or(Error::NotFound(*id))?;
         let content = if stored.inline {
             let read = self.begin_read()?;

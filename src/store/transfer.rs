@@ -19,19 +19,21 @@ use crate::message::{Header, MessageId};
 /// so a later transfer resumes at [`Transfer::offset`].
 #[derive(Debug)]
 pub struct Transfer {
-    store: Store,
-    header: Header,
-    file: Option<fs::File>,
-    held: u64,
-    hasher: Option<Sha256>,
+    pub(super) store: Store,
+    pub(super) header: Header,
+    pub(super) file: Option<fs::File>,
+    pub(super) held: u64,
+    pub(super) hasher: Option<Sha256>,
     /// The peer it comes from, recorded as having it when it is stored.
     from: Option<PeerKey>,
-    _active: ActiveGuard,
+    /// Shared with a [`Sink`](super::Sink)'s writer thread, which may still be appending after
+    /// the transfer is dropped: the id stays reserved until both are done.
+    pub(super) active: std::sync::Arc<ActiveGuard>,
 }
 
 /// Releases the id's writer slot when the transfer ends, however it ends.
 #[derive(Debug)]
-struct ActiveGuard {
+pub(super) struct ActiveGuard {
     store: Store,
     id: MessageId,
 }
@@ -104,7 +106,7 @@ impl Transfer {
             held,
             hasher: Some(hasher),
             from,
-            _active: guard,
+            active: std::sync::Arc::new(guard),
         })
     }
 

@@ -28,7 +28,7 @@ fn incorrect(offset: u64, have: u64) -> WireError {
 
 impl Handler {
     /// Checks a header before any of its content is accepted.
-    fn admit(&self, header: &Header) -> Result<(), WireError> {
+    pub(super) fn admit(&self, header: &Header) -> Result<(), WireError> {
         header
             .validate(crate::message::now_ms(), &self.ctx.config.limits)
             .map_err(|e| invalid(&e))?;
@@ -95,6 +95,18 @@ impl Handler {
             self.stored(peer, stored);
             return Ok(Opened::Stored(len));
         }
+        let slot = self.new_slot(peer, header).await?;
+        Ok(Opened::Slot(slot, data))
+    }
+
+    /// Opens a slot owned by `peer` for an admitted header (push.md 4.3 step 2.3), or finds the
+    /// one that appeared meanwhile: takes the declared length from the quota first, and refuses
+    /// (`busy`, `storage-full`) when the peer or the node has too much open.
+    pub(super) async fn new_slot(
+        &self,
+        peer: PeerId,
+        header: Header,
+    ) -> Result<Arc<Slot>, WireError> {
         let id = header.id;
         let is_new = !self.slots().contains_key(&id);
         let free = if is_new {
@@ -138,7 +150,7 @@ impl Handler {
                 })
             })
             .clone();
-        Ok(Opened::Slot(slot, data))
+        Ok(slot)
     }
 
     /// Writes a chunk into its slot: open the store's transfer, wait for earlier chunks,
@@ -167,35 +179,52 @@ impl Handler {
         };
         let len = data.len() as u64;
         let next = transfer.append(offset, data).await.map_err(store_error)?;
-        slot.set_held(next);
-        let key = (id, peer, Direction::In);
-        self.ctx
-            .transfers()
-            .progress(key, next, slot.header.length, Instant::now());
-        Counters::add(&self.ctx.counters.bytes_received, len);
-        let _ = self.ctx.events.send(NodeEvent::Chunk {
-            id,
-            peer,
-            offset: next,
-        });
+        self.progressed(slot, next, len);
         if !transfer.is_complete() {
             return Ok(next);
         }
         let Some(transfer) = guard.take() else {
             return Err(err(Code::Busy, "transfer closed"));
         };
-        self.slots().remove(&id);
-        self.ctx.transfers().end(&key);
+        self.close_slot(slot);
         drop(guard);
         let stored = transfer.finish().await.map_err(store_error)?;
         self.stored(peer, stored);
         Ok(next)
     }
 
+    /// Records that the slot's transfer now holds `held` bytes, `added` of them just now.
+    pub(super) fn progressed(&self, slot: &Slot, held: u64, added: u64) {
+        let (id, peer) = (slot.header.id, slot.peer);
+        slot.set_held(held);
+        let key = (id, peer, Direction::In);
+        self.ctx
+            .transfers()
+            .progress(key, held, slot.header.length, Instant::now());
+        Counters::add(&self.ctx.counters.bytes_received, added);
+        let _ = self.ctx.events.send(NodeEvent::Chunk {
+            id,
+            peer,
+            offset: held,
+        });
+    }
+
+    /// Ends a slot's transfer (complete, or given up): the slot leaves the table unless another
+    /// one has replaced it meanwhile.
+    pub(super) fn close_slot(&self, slot: &Arc<Slot>) {
+        let id = slot.header.id;
+        let mut slots = self.slots();
+        if slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(&id);
+        }
+        drop(slots);
+        self.ctx.transfers().end(&(id, slot.peer, Direction::In));
+    }
+
     /// Opens the store's transfer on the slot's first chunk, before any offset check, so a
     /// resumed transfer starts from the bytes the store already holds. A slot whose transfer
     /// cannot open is dropped.
-    async fn open_transfer(&self, peer: PeerId, slot: &Slot) -> Result<(), WireError> {
+    pub(super) async fn open_transfer(&self, peer: PeerId, slot: &Slot) -> Result<(), WireError> {
         let mut guard = slot.transfer.lock().await;
         if guard.is_some() {
             return Ok(());
@@ -241,7 +270,7 @@ impl Handler {
     }
 
     /// A message from `peer` is stored complete.
-    fn stored(&self, peer: PeerId, stored: store::Stored) {
+    pub(super) fn stored(&self, peer: PeerId, stored: store::Stored) {
         let id = stored.header.id;
         Counters::add(&self.ctx.counters.messages_received, 1);
         // The store recorded the peer as having it (same commit): it is never pushed back.

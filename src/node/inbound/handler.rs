@@ -111,7 +111,7 @@ impl Handler {
 
     /// Block list, flood guard and `in` list for a request of `peer`. A peer that keeps
     /// asking after being refused for its rate is cut off for a while ([`crate::node::cooldown`]).
-    fn admit_peer(&self, peer: PeerId) -> Result<(), WireError> {
+    pub(super) fn admit_peer(&self, peer: PeerId) -> Result<(), WireError> {
         let Err(denial) = self.ctx.auth.inbound(&peer) else {
             return Ok(());
         };

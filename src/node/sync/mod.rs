@@ -4,9 +4,11 @@
 //! - [`plan`]: the pure decisions (candidates, batches, window units, outcome → delivery state).
 //! - [`task`]: the task itself and its passes (store reads, diff requests, recording).
 //! - [`push`]: pushing one message in chunks, or many small ones in a batch.
+//! - [`stream`]: pushing one large message on one `/mule/push/2` stream.
 
 mod plan;
 mod push;
+mod stream;
 mod task;
 
 pub(super) use task::run;

@@ -10,6 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::plan::{self, classify, Candidate, Outcome, Trouble};
+use super::stream::{self, STREAM_BUFFER};
 use super::MAX_RESTARTS;
 use crate::message::{Header, MessageId};
 use crate::net::RequestError;
@@ -17,16 +18,23 @@ use crate::node::counters::Counters;
 use crate::node::ctx::Ctx;
 use crate::node::transfers::Direction;
 use crate::protocol::{push, Code, Frame, WireError};
-use crate::store::Stored;
+use crate::store::{Stored, READ_AHEAD};
 
-/// Pushes one message: resume offset (for multi-chunk messages), then chunks with up to
-/// `window` requests in flight to this peer, restarting at the receiver's offset if told to.
+/// Window bytes one `/mule/push/2` stream takes: about what it holds in memory (the buffers
+/// read ahead and the one being written).
+const STREAM_WINDOW: usize = (READ_AHEAD + 1) * STREAM_BUFFER;
+
+/// Pushes one message. A message larger than one chunk goes over `/mule/push/2` on one stream
+/// when the peer speaks it; otherwise (and for one-chunk messages): resume offset (for
+/// multi-chunk messages), then chunks with up to `window` requests in flight to this peer,
+/// restarting at the receiver's offset if told to.
 pub(super) async fn one(
     ctx: &Arc<Ctx>,
     peer: PeerId,
     stored: &Stored,
     mut content: Option<Vec<u8>>,
     window: &Arc<Semaphore>,
+    window_units: usize,
 ) -> Outcome {
     if let Err(e) = ctx.auth.push_request(&peer, std::time::Instant::now()) {
         return Outcome::Transient(Trouble::OutRate(e));
@@ -34,6 +42,20 @@ pub(super) async fn one(
     let header = Arc::new(ctx.outgoing_header(stored));
     let len = header.length;
     let chunk = ctx.config.chunk_size.clamp(1, push::MAX_CHUNK) as u64;
+    let key = (header.id, peer, Direction::Out);
+    if len > chunk && ctx.config.push2 {
+        // One stream carries it all; it takes a few chunks' worth of the window, so that only
+        // a few such streams run to one peer at once.
+        let units = plan::units(STREAM_WINDOW as u64, window_units);
+        let Ok(_permit) = window.clone().acquire_many_owned(units).await else {
+            return Outcome::Transient(Trouble::WindowClosed);
+        };
+        if let Some(outcome) = stream::push(ctx, peer, &header).await {
+            ctx.transfers().end(&key);
+            return outcome;
+        }
+        tracing::debug!(%peer, "peer lacks /mule/push/2; pushing chunks");
+    }
     let mut next = 0;
     if len > chunk {
         match resume_offset(ctx, peer, header.id).await {
@@ -41,7 +63,6 @@ pub(super) async fn one(
             Err(outcome) => return outcome,
         }
     }
-    let key = (header.id, peer, Direction::Out);
     let mut chunks = Chunks {
         ctx,
         peer,

@@ -403,7 +403,15 @@ async fn push_all(
                 Outcome::Skipped
             } else {
                 let content = candidate.content.take();
-                push::one(&ctx, peer, &candidate.stored, content, &window).await
+                push::one(
+                    &ctx,
+                    peer,
+                    &candidate.stored,
+                    content,
+                    &window,
+                    window_units,
+                )
+                .await
             };
             stopped.note(&outcome);
             vec![(candidate, outcome)]

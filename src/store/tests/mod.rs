@@ -12,6 +12,7 @@ mod format;
 mod full;
 mod open;
 mod quota;
+mod stream;
 mod write;
 
 type TestResult = anyhow::Result<()>;
