@@ -9,7 +9,8 @@
 //! - nothing acknowledged is lost: a message once seen complete at the receiver is still there
 //!   after a kill, unless it expired or the receiver logged `evicting message` for it (the
 //!   store logs that before the removal commits, so a kill cannot hide an eviction);
-//! - a resume re-sends at most one push window: per kill, from the counters of the node that
+//! - a resume re-sends at most one push window (for a `/mule/push/2` stream, what the receiver
+//!   had queued plus one transport window, [`STREAM_RESUME_BOUND`]): per kill, from the counters of the node that
 //!   stayed up (`mule status --json`), the bytes pushed beyond what the round's messages needed;
 //! - delivery state is neither lost nor duplicated: every message ends up at the receiver (or
 //!   expired, or evicted), listed once, and the sender's queue towards it drains to zero.
@@ -42,6 +43,12 @@ mod process;
 const CHUNK: u64 = 16 * 1024;
 /// The sender's push window in chunks (`node::Config::push_window`'s default).
 const WINDOW_CHUNKS: u64 = 16;
+/// What a resume may re-send after a kill in the middle of a `/mule/push/2` stream (every
+/// message over one chunk takes one): the receiver's queued buffers, at most
+/// `SINK_DEPTH` + 1 of `STREAM_BUFFER` (1.25 MiB), plus one 256 KiB yamux stream window in the
+/// transport (protocols/push.md 9.4). The `/1` bound, one push window, is smaller.
+const STREAM_RESUME_BOUND: u64 =
+    (mule::store::SINK_DEPTH as u64 + 1) * mule::protocol::push::DEFAULT_CHUNK as u64 + (256 << 10);
 /// The receiver's store quota: a few rounds' worth, so eviction happens.
 const QUOTA: u64 = 8 << 20;
 /// Sizes of the large messages (many chunks each).
@@ -737,7 +744,7 @@ impl Harness {
             }
             (Role::Sender, None) => None,
         };
-        let window = WINDOW_CHUNKS * CHUNK;
+        let window = STREAM_RESUME_BOUND.max(WINDOW_CHUNKS * CHUNK);
         let restarted = ids.iter().any(|id| self.log.evicted_partial.contains(id));
         let measured = all_delivered && all_lengths_known && refusals == 0 && !restarted;
         match (measured, resent) {
@@ -885,7 +892,7 @@ fn crash_loop() -> anyhow::Result<()> {
             "resumes_unmeasured": h.tally.unmeasured_resumes,
             "resent_bytes_mean": if resent.is_empty() { 0 } else { resent.iter().sum::<u64>() / resent.len() as u64 },
             "resent_bytes_max": resent.iter().max(),
-            "window_bytes": WINDOW_CHUNKS * CHUNK,
+            "window_bytes": STREAM_RESUME_BOUND.max(WINDOW_CHUNKS * CHUNK),
             "duplicates": h.tally.duplicates,
             "violations": h.tally.violations.len(),
             "seconds": started.elapsed().as_secs_f64(),
