@@ -238,24 +238,10 @@ async fn mule_small(
     let counter = tokio::spawn(count_stored(events, count));
     let recipient = b.peer_id().to_string();
     let t0 = Instant::now();
-    stream::iter(payloads)
-        .map(|p| {
-            let a = a.clone();
-            let recipient = recipient.clone();
-            async move { a.send(recipient, Content::Bytes(p), LIFESPAN).await }
-        })
-        .buffer_unordered(concurrency)
-        .try_for_each(|_| async { Ok(()) })
-        .await?;
+    send_all(&a, &recipient, payloads, concurrency).await?;
     let sent = t0.elapsed();
     progress!("  A: all {count} sent after {:.2} s", sent.as_secs_f64());
-    let (first, last, lagged) = tokio::time::timeout(common::timeout(), counter)
-        .await
-        .context("B did not store every message in time")???;
-    let held = b.store().len().await?;
-    if held < count as u64 {
-        bail!("B holds {held} messages, expected {count}");
-    }
+    let (first, last, lagged) = all_stored(&b, counter, count).await?;
     common::shutdown_all(vec![a, b]).await;
     Ok(MuleSmall {
         sent,
@@ -263,6 +249,40 @@ async fn mule_small(
         end_to_end: last - t0,
         lagged,
     })
+}
+
+/// Sends every payload from `a` to `recipient` with `concurrency` sends in flight.
+async fn send_all(
+    a: &mule::node::Node,
+    recipient: &str,
+    payloads: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    stream::iter(payloads)
+        .map(|p| {
+            let (a, recipient) = (a.clone(), recipient.to_owned());
+            async move { a.send(recipient, Content::Bytes(p), LIFESPAN).await }
+        })
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await?;
+    Ok(())
+}
+
+/// Waits for `counter` (see [`count_stored`]) and checks that `b` holds all `count` messages.
+async fn all_stored(
+    b: &mule::node::Node,
+    counter: tokio::task::JoinHandle<anyhow::Result<(Instant, Instant, u64)>>,
+    count: usize,
+) -> anyhow::Result<(Instant, Instant, u64)> {
+    let times = tokio::time::timeout(common::timeout(), counter)
+        .await
+        .context("B did not store every message in time")???;
+    let held = b.store().len().await?;
+    if held < count as u64 {
+        bail!("B holds {held} messages, expected {count}");
+    }
+    Ok(times)
 }
 
 /// A holds `count` messages for B before the two meet; returns the time from A's dial to the
@@ -276,28 +296,16 @@ async fn mule_relay(
     let dirs = tempfile::tempdir_in(tmp)?;
     let (a, _) = common::start_node(common::node_config(&dirs.path().join("a"))).await?;
     let (b, b_addrs) = common::start_node(common::node_config(&dirs.path().join("b"))).await?;
-    let recipient = b.peer_id().to_string();
-    stream::iter(0..count)
-        .map(|i| {
-            let (a, recipient) = (a.clone(), recipient.clone());
-            let payload = common::random_bytes(size, i as u64 + 1);
-            async move { a.send(recipient, Content::Bytes(payload), LIFESPAN).await }
-        })
-        .buffer_unordered(concurrency)
-        .try_for_each(|_| async { Ok(()) })
-        .await?;
+    let payloads = (0..count)
+        .map(|i| common::random_bytes(size, i as u64 + 1))
+        .collect();
+    send_all(&a, &b.peer_id().to_string(), payloads, concurrency).await?;
     let counter = tokio::spawn(count_stored(b.subscribe(), count));
     let t0 = Instant::now();
     for addr in b_addrs {
         a.net().dial(addr).await?;
     }
-    let (_, last, _) = tokio::time::timeout(common::timeout(), counter)
-        .await
-        .context("B did not store every message in time")???;
-    let held = b.store().len().await?;
-    if held < count as u64 {
-        bail!("B holds {held} messages, expected {count}");
-    }
+    let (_, last, _) = all_stored(&b, counter, count).await?;
     common::shutdown_all(vec![a, b]).await;
     Ok(last - t0)
 }

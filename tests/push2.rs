@@ -5,12 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, wait_selected, wait_stored, DEADLINE};
+use common::{start, wait_selected, wait_stored, TestNode, DEADLINE};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use mule::identity::Identity;
 use mule::message::{now_ms, Draft, Header};
 use mule::node::Content;
-use mule::protocol::{push, push2, Code};
+use mule::protocol::{push, push2, Code, WireError};
 
 /// Big enough to span several stream buffers and chunks.
 const SIZE: usize = 3 * 1024 * 1024 + 12_345;
@@ -135,18 +135,8 @@ async fn bad_open_frames_are_refused_with_a_reason() -> anyhow::Result<()> {
     let b = start(Some(&a), |_| {}).await?;
     wait_selected(&a, 1).await?;
 
-    let mut stream = a.net().open_push2(b.peer_id()).await?;
     let prefix = unsigned_varint_prefix(push2::OPEN_MAX as u64 + 1);
-    stream.write_all(&prefix).await?;
-    stream.flush().await?;
-    let answer: push::Response = tokio::time::timeout(
-        DEADLINE,
-        push2::read_frame(&mut stream, push2::RESPONSE_MAX),
-    )
-    .await??;
-    let push::Response::Error(e) = answer else {
-        anyhow::bail!("oversize open answered {answer:?}");
-    };
+    let (e, _) = refusal(&a, &b, &prefix).await?;
     assert_eq!(e.code, Code::TooBig);
     assert_eq!(
         e.message,
@@ -157,17 +147,7 @@ async fn bad_open_frames_are_refused_with_a_reason() -> anyhow::Result<()> {
         )
     );
 
-    let mut stream = a.net().open_push2(b.peer_id()).await?;
-    stream.write_all(&[3, 0xff, 0xff, 0xff]).await?;
-    stream.flush().await?;
-    let answer: push::Response = tokio::time::timeout(
-        DEADLINE,
-        push2::read_frame(&mut stream, push2::RESPONSE_MAX),
-    )
-    .await??;
-    let push::Response::Error(e) = answer else {
-        anyhow::bail!("malformed open answered {answer:?}");
-    };
+    let (e, mut stream) = refusal(&a, &b, &[3, 0xff, 0xff, 0xff]).await?;
     assert_eq!(e.code, Code::BadRequest);
     // Nothing more comes: the receiver closed the stream.
     let mut rest = Vec::new();
@@ -189,6 +169,27 @@ async fn an_old_node_reports_the_protocol_unsupported() -> anyhow::Result<()> {
         "{r:?}"
     );
     Ok(())
+}
+
+/// Opens a `/mule/push/2` stream from `a` to `b`, writes `bytes` and reads the answer, which
+/// must be an error; returns it with the stream.
+async fn refusal(
+    a: &TestNode,
+    b: &TestNode,
+    bytes: &[u8],
+) -> anyhow::Result<(WireError, libp2p::Stream)> {
+    let mut stream = a.net().open_push2(b.peer_id()).await?;
+    stream.write_all(bytes).await?;
+    stream.flush().await?;
+    let answer: push::Response = tokio::time::timeout(
+        DEADLINE,
+        push2::read_frame(&mut stream, push2::RESPONSE_MAX),
+    )
+    .await??;
+    match answer {
+        push::Response::Error(e) => Ok((e, stream)),
+        other => anyhow::bail!("{bytes:02x?} answered {other:?}"),
+    }
 }
 
 fn unsigned_varint_prefix(n: u64) -> Vec<u8> {
