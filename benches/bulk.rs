@@ -288,12 +288,12 @@ async fn mule_transfer(
     tmp: &Path,
 ) -> anyhow::Result<MuleTransfer> {
     let dirs = tempfile::tempdir_in(tmp)?;
-    let mut config_a = common::node_config(&dirs.path().join("a"));
+    let mut config_a = common::pair_config(&dirs.path().join("a"));
     config_a.net.listen = vec![transport.listen()];
     let chunk_size = config_a.chunk_size;
     let push_window = config_a.push_window;
     let (a, addrs) = common::start_node(config_a).await?;
-    let mut config_b = common::node_config(&dirs.path().join("b"));
+    let mut config_b = common::pair_config(&dirs.path().join("b"));
     config_b.net.listen = vec![transport.listen()];
     config_b.net.bootstrap = addrs;
     let (b, _) = common::start_node(config_b).await?;

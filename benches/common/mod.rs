@@ -218,12 +218,25 @@ pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
-/// A loopback test node's settings with a small redb cache (benches run many nodes).
-/// `MULE_BENCH_CACHE_BYTES` (default 4 MiB), `MULE_BENCH_PUSH_WINDOW` and `MULE_BENCH_CHUNK_SIZE`
-/// override the store cache and push settings.
+/// A loopback test node's settings with a small redb cache (4 MiB), for benches that run many
+/// nodes in one process. See [`configured`] for the knobs.
+#[allow(dead_code)] // not every bench uses every helper
 pub fn node_config(dir: &Path) -> Config {
+    configured(dir, 4 << 20)
+}
+
+/// A loopback node's settings with the store cache a `mule node` runs with (64 MiB), for benches
+/// of one pair of nodes: their rates are what a user's node gets.
+#[allow(dead_code)]
+pub fn pair_config(dir: &Path) -> Config {
+    configured(dir, mule::store::Config::default().cache_bytes)
+}
+
+/// Test node settings with a redb cache of `cache_bytes` unless `MULE_BENCH_CACHE_BYTES` says
+/// otherwise; `MULE_BENCH_PUSH_WINDOW` and `MULE_BENCH_CHUNK_SIZE` override the push settings.
+fn configured(dir: &Path, cache_bytes: usize) -> Config {
     let mut config = Config::for_tests(dir);
-    config.store.cache_bytes = env_u64("MULE_BENCH_CACHE_BYTES", 4 << 20) as usize;
+    config.store.cache_bytes = env_u64("MULE_BENCH_CACHE_BYTES", cache_bytes as u64) as usize;
     // Benches measure throughput, not eviction: a bulk payload may be larger than the default
     // store quota.
     config.store.max_bytes = u64::MAX;
