@@ -25,4 +25,4 @@ pub use envelope::{Attachment, Head, Invite};
 pub use groups::{Group, GroupName, Groups};
 pub use keys::{Keyring, Recipient};
 pub use open::{open, Opened, Sealing};
-pub use seal::{seal_bytes, seal_file, Seal, Sealed};
+pub use seal::{seal_bytes, seal_file, Seal};

@@ -1,13 +1,11 @@
 //! Sealing: an envelope (and the file it carries) becomes a message's content, encrypted with
 //! age to its recipients, or left open for a broadcast everyone may read. Files are streamed
-//! through fixed buffers into a temporary file beside the store, hashed on the way, so a 1 GiB
-//! attachment needs no more memory than a short text.
+//! through fixed buffers into the store's staging file, which hashes them on the way, so a 1 GiB
+//! attachment needs no more memory than a short text and is written once.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use super::envelope::{EnvelopeError, Head};
 use super::keys::Recipient;
@@ -59,17 +57,6 @@ pub enum SealError {
     },
 }
 
-/// Sealed content in a temporary file, with what the header must say about it.
-#[derive(Debug)]
-pub struct Sealed {
-    /// The ciphertext (or open envelope); deleted when dropped.
-    pub file: tempfile::NamedTempFile,
-    /// Its length.
-    pub length: u64,
-    /// Its SHA-256.
-    pub sha256: [u8; 32],
-}
-
 /// Seals a head without attachment (a text, an invite) in memory.
 pub fn seal_bytes(head: &Head, seal: &Seal) -> Result<Vec<u8>, SealError> {
     let mut empty = io::empty();
@@ -77,38 +64,20 @@ pub fn seal_bytes(head: &Head, seal: &Seal) -> Result<Vec<u8>, SealError> {
 }
 
 /// Seals `head` and the file at `path` (its attachment; `head.attachment.length` must be the
-/// file's length) into a temporary file in `tmp_dir`, streaming.
-pub fn seal_file(
-    head: &Head,
-    path: &Path,
-    seal: &Seal,
-    tmp_dir: &Path,
-) -> Result<Sealed, SealError> {
-    let io_err = |p: &Path| {
-        let p = p.to_owned();
-        move |source| SealError::Io { path: p, source }
-    };
-    std::fs::create_dir_all(tmp_dir).map_err(io_err(tmp_dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix("sealing-")
-        .tempfile_in(tmp_dir)
-        .map_err(io_err(tmp_dir))?;
-    let out = Hashing::new(BufWriter::with_capacity(
-        1 << 16,
-        tmp.as_file().try_clone().map_err(io_err(tmp.path()))?,
-    ));
-    let mut file = File::open(path).map_err(io_err(path))?;
-    let out = write_sealed(head, &mut file, seal, out, path)?;
-    let (length, sha256, writer) = out.finish();
-    let f = writer
-        .into_inner()
-        .map_err(|e| io_err(tmp.path())(e.into_error()))?;
-    f.sync_all().map_err(io_err(tmp.path()))?;
-    Ok(Sealed {
-        file: tmp,
-        length,
-        sha256,
-    })
+/// file's length) into `out`, streaming: a store's staging file
+/// ([`Store::stage`](crate::store::Store::stage)), which hashes what it is given, so the sealed
+/// bytes are written and hashed once. Returns `out`, flushed.
+pub fn seal_file<W: Write>(head: &Head, path: &Path, seal: &Seal, out: W) -> Result<W, SealError> {
+    let mut file = File::open(path).map_err(|source| SealError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = write_sealed(head, &mut file, seal, out, path)?;
+    out.flush().map_err(|source| SealError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(out)
 }
 
 fn write_sealed<W: Write>(
@@ -166,38 +135,4 @@ fn write_plain<W: Write>(
         });
     }
     Ok(out)
-}
-
-/// A writer that counts and hashes what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    length: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            length: 0,
-        }
-    }
-
-    fn finish(self) -> (u64, [u8; 32], W) {
-        (self.length, self.hasher.finalize().into(), self.inner)
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.length += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

@@ -25,9 +25,6 @@ use crate::message::{CertificateChain, Limits, MessageId, BROADCAST};
 use crate::store::{self, Store};
 use crate::trust::{self, Caller, Roots};
 
-/// Directory (inside the data dir) where content is sealed before it is stored.
-pub const SEALING_DIR: &str = "tmp";
-
 /// What a person sends.
 #[derive(Clone, Debug, Default)]
 pub struct Letter {
@@ -164,20 +161,16 @@ impl Poster<'_> {
             return Err(PostError::OpenInvite);
         }
         let head = head_of(&letter)?;
-        // A sealed file lives (as a temporary file) until the store holds its copy.
-        let (content, _sealed) = match letter.file {
-            None => (Content::Bytes(seal::seal_bytes(&head, &seal)?), None),
+        let content = match letter.file {
+            None => Content::Bytes(seal::seal_bytes(&head, &seal)?),
+            // Sealed straight into the store's staging file: written and hashed once.
             Some(path) => {
-                let tmp = self.data_dir.join(SEALING_DIR);
-                let sealed =
-                    tokio::task::spawn_blocking(move || seal::seal_file(&head, &path, &seal, &tmp))
-                        .await??;
-                let content = Content::Hashed {
-                    path: sealed.file.path().to_owned(),
-                    length: sealed.length,
-                    sha256: sealed.sha256,
-                };
-                (content, Some(sealed))
+                let store = self.store.clone();
+                let staged = tokio::task::spawn_blocking(move || -> Result<_, PostError> {
+                    Ok(seal::seal_file(&head, &path, &seal, store.stage()?)?)
+                })
+                .await??;
+                Content::Staged(staged)
             }
         };
         Ok((self.store_it(to, content, lifespan).await?, sealed_for))

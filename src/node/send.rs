@@ -1,11 +1,8 @@
 //! Sending: sign a header for local content and store it, so the sync tasks carry it on.
 //! Works with or without a running node (the CLI stores directly when no node runs).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 
 use super::{Error, Node};
 use crate::identity::Identity;
@@ -48,26 +45,16 @@ fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> SendError + '_ {
 }
 
 /// Content of a message to send.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Content {
     /// Bytes in memory (text, small payloads).
     Bytes(Vec<u8>),
-    /// A file, streamed: hashed first, then copied into the store chunk by chunk.
+    /// A file, streamed into the store once and hashed on the way.
     File(PathBuf),
-    /// A file whose length and SHA-256 were computed while it was written (sealed content):
-    /// copied into the store without hashing it again.
-    Hashed {
-        /// The file.
-        path: PathBuf,
-        /// Its length.
-        length: u64,
-        /// Its SHA-256.
-        sha256: [u8; 32],
-    },
+    /// Content already written into the store's staging file (sealed content): adopted as it
+    /// is, without reading or hashing it again.
+    Staged(store::Staged),
 }
-
-/// Chunk size for copying a file into the store.
-const COPY_CHUNK: usize = 1 << 20;
 
 /// Where a message goes and for how long, besides its content.
 #[derive(Clone, Debug)]
@@ -104,65 +91,40 @@ pub async fn store_new(
             Ok(store.put(header, bytes).await?)
         }
         Content::File(path) => {
-            let p = path.clone();
-            let (length, digest) = tokio::task::spawn_blocking(move || hash_file(&p))
-                .await?
-                .map_err(file_error(&path))?;
-            let header = check(draft.sign_digest(identity, length, digest)?)?;
-            copy_file(store, header, path).await
+            let s = store.clone();
+            let staged = tokio::task::spawn_blocking(move || stage_file(&s, &path)).await??;
+            let header = check(draft.sign_digest(identity, staged.length(), staged.sha256())?)?;
+            Ok(store.adopt(header, staged).await?)
         }
-        Content::Hashed {
-            path,
-            length,
-            sha256,
-        } => {
-            let header = check(draft.sign_digest(identity, length, sha256)?)?;
-            copy_file(store, header, path).await
+        Content::Staged(staged) => {
+            let header = check(draft.sign_digest(identity, staged.length(), staged.sha256())?)?;
+            Ok(store.adopt(header, staged).await?)
         }
     }
 }
 
-/// Copies a file into a new transfer, chunk by chunk, every read on a blocking thread.
-async fn copy_file(store: &Store, header: Header, path: PathBuf) -> Result<Stored, SendError> {
-    let mut transfer = store.begin_write(header).await?;
-    let p = path.clone();
-    let mut file = tokio::task::spawn_blocking(move || std::fs::File::open(p))
-        .await?
-        .map_err(file_error(&path))?;
-    loop {
-        let (f, chunk) = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(COPY_CHUNK);
-            let r = (&mut file).take(COPY_CHUNK as u64).read_to_end(&mut buf);
-            (file, r.map(|_| buf))
-        })
-        .await?;
-        file = f;
-        let chunk = chunk.map_err(file_error(&path))?;
-        if chunk.is_empty() {
-            break;
-        }
-        let at = transfer.offset();
-        transfer.append(at, chunk).await?;
-    }
-    // A file that changed while we read it fails here with a content mismatch.
-    Ok(transfer.finish().await?)
-}
-
-fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
+/// Copies the file at `path` into a new staging file of `store` (one read, hashed as it is
+/// written). A file that changes meanwhile is sent as it was read.
+fn stage_file(store: &Store, path: &Path) -> Result<store::Staged, SendError> {
+    use std::io::{Read, Write};
+    let mut staged = store.stage()?;
+    let mut file = std::fs::File::open(path).map_err(file_error(path))?;
     let mut buf = vec![0u8; COPY_CHUNK];
-    let mut length = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = match file.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            read => read.map_err(file_error(path))?,
+        };
         if n == 0 {
-            break;
+            return Ok(staged);
         }
-        hasher.update(&buf[..n]);
-        length += n as u64;
+        let into = staged.path().to_owned();
+        staged.write_all(&buf[..n]).map_err(file_error(&into))?;
     }
-    Ok((length, hasher.finalize().into()))
 }
+
+/// Bytes read from a file to send at a time.
+const COPY_CHUNK: usize = 1 << 18;
 
 impl Node {
     /// Sends a message: signs it, stores it, and hands it to every sync task.

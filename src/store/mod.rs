@@ -9,6 +9,8 @@
 //! - `content/<id>`: content of complete messages too large to inline; read-only once there.
 //! - `partial/<id>`: content being received; becomes visible only through [`Transfer::finish`],
 //!   which checks the sha256, fsyncs, renames into `content/` and then commits the index row.
+//!   Also `partial/staging-*`: this node's own content being written ([`Store::stage`]), which
+//!   [`Store::adopt`] renames into `content/` the same way, without reading it again.
 //!
 //! # Crash safety
 //! The index row is committed only after the content it points to is durable, and every
@@ -25,6 +27,7 @@
 //! - `open.rs`: opening, table creation, schema check, start-up recovery.
 //! - `write.rs`: storing whole messages and starting transfers.
 //! - `transfer.rs`: a resumable write of one message's content.
+//! - `staged.rs`: this node's own content, hashed as it is written and adopted by renaming.
 //! - `read.rs`: records, contents, manifests, offsets; `read_ahead.rs`: a sender's sequential
 //!   reads on a thread of its own.
 //! - `sink.rs`: a transfer's appends and hashing on a thread of its own (streamed content).
@@ -50,6 +53,7 @@ mod read;
 mod read_ahead;
 mod sink;
 mod slot;
+mod staged;
 mod tables;
 mod transfer;
 mod write;
@@ -70,6 +74,7 @@ pub use quota::{Full, Size, Usage};
 pub use read::{Content, Offset};
 pub use read_ahead::{ReadAhead, READ_AHEAD};
 pub use sink::{Sink, SINK_DEPTH};
+pub use staged::Staged;
 pub use tables::{Delivery, Stored};
 pub use transfer::Transfer;
 

@@ -12,6 +12,7 @@ mod format;
 mod full;
 mod open;
 mod quota;
+mod staged;
 mod stream;
 mod write;
 
