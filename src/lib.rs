@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod protocol;
+pub mod resident;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

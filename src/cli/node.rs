@@ -210,6 +210,7 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, quiet: bool) -> anyhow::R
     let mut events = running.node.subscribe();
     running.print_addresses()?;
     let bars = super::progress::Transfers::spawn(running.node.clone(), quiet);
+    let trim = tokio::spawn(trim_after_start_up());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
@@ -226,10 +227,23 @@ pub(super) async fn run(data_dir: PathBuf, args: Args, quiet: bool) -> anyhow::R
         }
     }
     tracing::info!("shutting down");
+    trim.abort();
     if let Some(bars) = bars {
         bars.stop().await;
     }
     running.stop().await
+}
+
+/// How long after start-up the node drops its start-up code's pages: by then listening,
+/// the first dials and the first discovery walk have run.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Drops the code pages start-up left mapped, once the node has settled ([`crate::resident`]).
+async fn trim_after_start_up() {
+    tokio::time::sleep(SETTLE).await;
+    if let Ok(bytes) = tokio::task::spawn_blocking(crate::resident::trim_code).await {
+        tracing::debug!(bytes, "dropped start-up code pages");
+    }
 }
 
 /// A non-zero duration, e.g. `500ms`, `60s`, `5m` (a zero interval would spin).
