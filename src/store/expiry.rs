@@ -138,7 +138,7 @@ pub(super) fn remove_message_rows(
 ) -> Result<bool, Error> {
     let existed = txn.open_table(MESSAGES)?.remove(key)?.is_some();
     txn.open_table(BY_CREATED)?.remove((created, key))?;
-    txn.open_table(INLINE)?.remove(key)?;
+    txn.open_table(INLINE)?.remove((created, key))?;
     let mut delivery = txn.open_table(DELIVERY)?;
     let peers: Vec<Vec<u8>> = delivery
         .range((key, &[][..])..)?

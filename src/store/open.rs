@@ -11,8 +11,8 @@ use redb::{ReadableTable, WriteTransaction};
 use super::expiry::remove_message_rows;
 use super::slot::Slot;
 use super::tables::{
-    self, name, Stored, BY_CREATED, DELIVERY, INLINE, MESSAGES, META, PARTIAL, SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY,
+    self, name, Stored, BY_CREATED, DELIVERY, INLINE, INLINE_V1, MESSAGES, META, PARTIAL,
+    SCHEMA_VERSION, SCHEMA_VERSION_KEY,
 };
 use super::writer::WriterHandle;
 use super::{blocking, Config, Error, Inner, Store, CONTENT_DIR, INDEX_FILE, PARTIAL_DIR};
@@ -202,9 +202,42 @@ fn prepare_tables(txn: &WriteTransaction) -> Result<(), Error> {
             Ok(())
         }
         Some(v) if v == SCHEMA_VERSION => Ok(()),
+        Some(1) => {
+            let moved = migrate_from_v1(txn)?;
+            meta.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+            tracing::info!(
+                moved,
+                "store migrated from schema version 1 to {SCHEMA_VERSION}"
+            );
+            Ok(())
+        }
         Some(v) => Err(Error::Corrupt {
             table: name::META,
             reason: format!("store schema version {v}; this mule reads version {SCHEMA_VERSION}"),
         }),
     }
+}
+
+/// Schema version 1 to 2 (`protocols/store.md` 7): inline contents are keyed by
+/// `(created_ms, id)` instead of `id`. Runs in the transaction that opens the store, so a crash
+/// leaves version 1 whole. Returns how many contents moved; a version-1 row without a message
+/// record (which no version of mule leaves behind) is dropped.
+fn migrate_from_v1(txn: &WriteTransaction) -> Result<u64, Error> {
+    let messages = txn.open_table(MESSAGES)?;
+    let mut inline = txn.open_table(INLINE)?;
+    let mut moved = 0;
+    {
+        let old = txn.open_table(INLINE_V1)?;
+        for row in old.iter()? {
+            let (key, content) = row?;
+            let Some(record) = messages.get(key.value())? else {
+                continue;
+            };
+            let stored: Stored = tables::decode(record.value())?;
+            inline.insert((stored.header.created_ms, key.value()), content.value())?;
+            moved += 1;
+        }
+    }
+    txn.delete_table(INLINE_V1)?;
+    Ok(moved)
 }

@@ -114,7 +114,7 @@ impl Store {
             let read = self.begin_read()?;
             let inline = read.open_table(INLINE)?;
             let bytes = inline
-                .get(id.as_bytes().as_slice())?
+                .get((stored.header.created_ms, id.as_bytes().as_slice()))?
                 .map(|v| v.value().to_vec())
                 .ok_or_else(|| Error::Corrupt {
                     table: name::INLINE,
@@ -128,20 +128,22 @@ impl Store {
         Ok((stored, content))
     }
 
-    /// The contents of inline (small) messages, in one read transaction; `None` for ids whose
-    /// content is not inline. Lets a sender push a batch of small messages without one read each.
+    /// The contents of inline (small) messages, given as `(created_ms, id)` (their header's), in
+    /// one read transaction; `None` where the content is not inline. Lets a sender push a batch
+    /// of small messages without one read each.
     pub async fn inline_contents(
         &self,
-        ids: Vec<MessageId>,
+        messages: Vec<(u64, MessageId)>,
     ) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let store = self.clone();
         blocking(move || {
             let read = store.begin_read()?;
             let inline = read.open_table(INLINE)?;
-            ids.iter()
-                .map(|id| {
+            messages
+                .iter()
+                .map(|(created_ms, id)| {
                     Ok(inline
-                        .get(id.as_bytes().as_slice())?
+                        .get((*created_ms, id.as_bytes().as_slice()))?
                         .map(|v| v.value().to_vec()))
                 })
                 .collect()

@@ -97,7 +97,8 @@ pub(super) fn insert_message(
     txn.open_table(BY_CREATED)?
         .insert((header.created_ms, key), ())?;
     if let Some(content) = inline {
-        txn.open_table(INLINE)?.insert(key, content)?;
+        txn.open_table(INLINE)?
+            .insert((header.created_ms, key), content)?;
     }
     let replaced = txn.open_table(PARTIAL)?.remove(key)?.is_some();
     Ok(replaced)

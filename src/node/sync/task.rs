@@ -345,10 +345,10 @@ async fn lacking(ctx: &Ctx, peer: PeerId, candidates: Vec<Candidate>) -> Result<
 
 /// Reads the small contents of the whole pass in one go.
 async fn prefetch_small(ctx: &Ctx, lacking: &mut [Candidate]) {
-    let inline: Vec<MessageId> = lacking
+    let inline: Vec<(u64, MessageId)> = lacking
         .iter()
         .filter(|c| c.stored.inline)
-        .map(Candidate::id)
+        .map(|c| (c.stored.header.created_ms, c.id()))
         .collect();
     match ctx.store.inline_contents(inline).await {
         Ok(contents) => {

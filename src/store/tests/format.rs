@@ -5,7 +5,7 @@ use super::*;
 use crate::store::tables::{self, name, PartialRecord};
 
 #[test]
-fn table_names_are_version_one() {
+fn table_names_are_version_two() {
     assert_eq!(
         [
             name::MESSAGES,
@@ -18,13 +18,14 @@ fn table_names_are_version_one() {
         [
             "messages-1",
             "by-created-1",
-            "inline-content-1",
+            "inline-content-2",
             "partial-1",
             "delivery-1",
             "meta"
         ]
     );
-    assert_eq!(tables::SCHEMA_VERSION, 1);
+    assert_eq!(tables::SCHEMA_VERSION, 2);
+    assert_eq!(name::INLINE_V1, "inline-content-1");
 }
 
 #[test]

@@ -1,4 +1,5 @@
 use super::*;
+use redb::{ReadableDatabase, ReadableTableMetadata};
 
 /// A writer dropped mid-message (as a crash would leave it), then the store closed and reopened:
 /// nothing half-written is visible, the partial bytes resume, orphans are swept.
@@ -110,7 +111,83 @@ async fn another_schema_version_is_refused() -> TestResult {
     let err = open(dir.path()).await.err().map(|e| e.to_string());
     assert_eq!(
         err.as_deref(),
-        Some("corrupt store record in meta: store schema version 2; this mule reads version 1")
+        Some("corrupt store record in meta: store schema version 3; this mule reads version 2")
+    );
+    Ok(())
+}
+
+/// A version-1 store (inline contents keyed by id) is migrated at open: every content readable,
+/// the old table gone, the version bumped; messages keep their delivery state.
+#[tokio::test]
+async fn a_version_one_store_is_migrated() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = open(dir.path()).await?;
+    let messages: Vec<(Header, Vec<u8>)> = (0..20u64)
+        .map(|i| {
+            let content = big(100 + i as usize * 50, i as u8);
+            Ok((header(&content, 60_000, NOW + 1000 - i * 7)?, content))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let large = big(200_000, 77);
+    let large_header = header(&large, 60_000, NOW)?;
+    for (h, content) in &messages {
+        store
+            .put_from(h.clone(), content.clone(), Some(PeerKey::from(vec![4, 2])))
+            .await?;
+    }
+    store.put(large_header.clone(), large.clone()).await?;
+    store.close().await?;
+    // Rewrite the index as version 1 held it.
+    {
+        let db = redb::Database::create(dir.path().join(INDEX_FILE))?;
+        let txn = db.begin_write()?;
+        {
+            let mut old = txn.open_table(tables::INLINE_V1)?;
+            for (h, content) in &messages {
+                old.insert(h.id.as_bytes().as_slice(), content.as_slice())?;
+            }
+            // A stray version-1 row with no message is dropped by the migration.
+            old.insert([9u8; 32].as_slice(), b"stray".as_slice())?;
+            txn.open_table(tables::META)?
+                .insert(tables::SCHEMA_VERSION_KEY, 1)?;
+        }
+        txn.delete_table(tables::INLINE)?;
+        txn.commit()?;
+    }
+
+    let store = open(dir.path()).await?;
+    for (h, content) in &messages {
+        let (stored, read) = store.read(h.id).await?;
+        assert!(stored.inline);
+        assert_eq!(&read_all(read)?, content);
+        assert_eq!(
+            store.delivery(h.id, PeerKey::from(vec![4, 2])).await?,
+            Some(Delivery::Sent {
+                at_ms: stored.received_ms
+            })
+        );
+    }
+    let (_, read) = store.read(large_header.id).await?;
+    assert_eq!(read_all(read)?, large);
+    let batch: Vec<(u64, MessageId)> = messages.iter().map(|(h, _)| (h.created_ms, h.id)).collect();
+    let contents = store.inline_contents(batch).await?;
+    assert!(contents
+        .iter()
+        .zip(&messages)
+        .all(|(c, (_, m))| c.as_ref() == Some(m)));
+    store.close().await?;
+
+    let db = redb::Database::create(dir.path().join(INDEX_FILE))?;
+    let read = db.begin_read()?;
+    let version = read
+        .open_table(tables::META)?
+        .get(tables::SCHEMA_VERSION_KEY)?
+        .map(|v| v.value());
+    assert_eq!(version, Some(2));
+    assert!(read.open_table(tables::INLINE_V1).is_err());
+    assert_eq!(
+        read.open_table(tables::INLINE)?.len()?,
+        messages.len() as u64
     );
     Ok(())
 }
