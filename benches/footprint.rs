@@ -3,6 +3,10 @@
 //! - `MULE_BENCH_FOOTPRINT_RUNS` (default 5): the first run starts in a fresh data dir (creates
 //!   the identity and the store), the others restart in the same one.
 //! - `MULE_BENCH_IDLE_S` (default 2): idle time before memory is read.
+//! - `MULE_BENCH_SETTLED_S` (default 65; 0 skips it): one more run, read after this long, once
+//!   the node's periodic work (the first collection at 60 s, discovery walks) has mapped the
+//!   code it runs again. The node drops start-up's code pages 1 s after it starts
+//!   (`mule::resident`), so the 2 s figure is the least it holds and this one what it settles at.
 //!
 //! Runs `mule --data-dir TMP node --no-mdns --listen /ip4/127.0.0.1/tcp/0`, times spawn → first
 //! `listening on` line, idles, reads VmRSS/VmHWM from /proc, then times SIGTERM → exit.
@@ -52,14 +56,7 @@ fn main() -> anyhow::Result<()> {
     let data = tmp.path().join("data");
     let mut mule = Vec::new();
     for run in 0..runs {
-        let mut cmd = Command::new(exe);
-        cmd.arg("--data-dir").arg(&data).args([
-            "node",
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ]);
-        let s = measure(cmd, idle).with_context(|| format!("mule run {run}"))?;
+        let s = measure(mule_node(exe, &data), idle).with_context(|| format!("mule run {run}"))?;
         progress!(
             "mule run {run}{}: start {:.1} ms, RSS {} KiB ({} anon, {} file), HWM {} KiB, {} threads, shutdown {:.1} ms",
             if run == 0 { " (fresh data dir)" } else { "" },
@@ -73,6 +70,20 @@ fn main() -> anyhow::Result<()> {
         );
         mule.push(s);
     }
+    let settled_s = common::env_u64("MULE_BENCH_SETTLED_S", 65);
+    let settled = if settled_s > 0 {
+        let s = measure(mule_node(exe, &data), Duration::from_secs(settled_s))
+            .context("mule settled run")?;
+        progress!(
+            "mule after {settled_s} s: RSS {} KiB ({} anon, {} file)",
+            s.rss_kib,
+            s.anon_kib,
+            s.file_kib
+        );
+        Some(s)
+    } else {
+        None
+    };
     let mut base = Vec::new();
     for run in 0..runs.min(3) {
         let mut cmd = Command::new("sh");
@@ -120,6 +131,19 @@ fn main() -> anyhow::Result<()> {
         )
         .ctx("threads", mule[0].threads)
         .emit();
+    if let Some(s) = &settled {
+        Record::new(BENCH, "settled_rss", rss(s), "MiB")
+            .baseline(median(&base, &rss), baseline_name)
+            .goal(Goal::ValueAtMost(GOAL_RSS_MIB))
+            .ctx("idle_s", settled_s)
+            .ctx("anon_mib", s.anon_kib as f64 / 1024.0)
+            .ctx("file_mib", s.file_kib as f64 / 1024.0)
+            .ctx(
+                "what",
+                "one run, read after the first collection and discovery walks have run",
+            )
+            .emit();
+    }
     ctx(Record::new(
         BENCH,
         "startup_time",
@@ -159,6 +183,15 @@ fn main() -> anyhow::Result<()> {
     )
     .emit();
     Ok(())
+}
+
+/// `mule node` on loopback, in `data`.
+fn mule_node(exe: &Path, data: &Path) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .args(["node", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    cmd
 }
 
 /// Size after `strip`, if the tool is there.

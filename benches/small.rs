@@ -176,13 +176,13 @@ async fn store_alone(
 ) -> anyhow::Result<(f64, f64)> {
     let identity = Identity::generate();
     let t = Instant::now();
-    let created_ms = now_ms();
     let messages = (0..count)
         .map(|i| {
             let content = common::random_bytes(size, i as u64 + 1);
             let header = Draft {
                 recipient: mule::message::BROADCAST.into(),
-                created_ms,
+                // Stamped when signed, as `send` does.
+                created_ms: now_ms(),
                 lifespan_ms: LIFESPAN.as_millis() as u64,
                 chains: Vec::new(),
             }

@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Write};
 use sha2::{Digest, Sha256};
 
 use super::tables;
+use super::transfer::ActiveGuard;
 use super::write::insert_message;
 use super::{blocking, Error, Store, Stored};
 use crate::message::Header;
@@ -117,19 +118,15 @@ impl Store {
             return self.put(header, bytes).await;
         }
         drop(file);
-        if !self.active_lock().insert(id) {
-            return Err(Error::Busy(id));
-        }
-        let result = self.adopt_file(header, path).await;
-        self.active_lock().remove(&id);
-        result
+        self.adopt_file(header, path).await
     }
 
-    /// [`Store::adopt`] of a large content, its id claimed: reserve, rename, commit.
+    /// [`Store::adopt`] of a large content: claim the id, reserve, rename, commit.
     async fn adopt_file(&self, header: Header, path: tempfile::TempPath) -> Result<Stored, Error> {
         let id = header.id;
-        // The claim keeps transfers and eviction off this id; only a message already stored
-        // under it could still own the content path.
+        // The claim keeps transfers and eviction off this id until this returns (or is dropped);
+        // only a message already stored under it could still own the content path.
+        let _claim = ActiveGuard::claim(self, id)?;
         if self.offset(id).await? == super::Offset::Complete {
             return Err(Error::AlreadyStored(id));
         }

@@ -38,6 +38,20 @@ pub(super) struct ActiveGuard {
     id: MessageId,
 }
 
+impl ActiveGuard {
+    /// Takes the id's writer slot, or says [`Error::Busy`] if a transfer (or an adoption)
+    /// already holds it.
+    pub(super) fn claim(store: &Store, id: MessageId) -> Result<Self, Error> {
+        if !store.active_lock().insert(id) {
+            return Err(Error::Busy(id));
+        }
+        Ok(Self {
+            store: store.clone(),
+            id,
+        })
+    }
+}
+
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.store.active_lock().remove(&self.id);
@@ -51,13 +65,7 @@ impl Transfer {
         from: Option<PeerKey>,
     ) -> Result<Self, Error> {
         let id = header.id;
-        if !store.active_lock().insert(id) {
-            return Err(Error::Busy(id));
-        }
-        let guard = ActiveGuard {
-            store: store.clone(),
-            id,
-        };
+        let guard = ActiveGuard::claim(&store, id)?;
         let record = tables::encode(&PartialRecord {
             header: header.clone(),
             started_ms: crate::message::now_ms(),
