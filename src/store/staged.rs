@@ -63,6 +63,14 @@ impl Staged {
     }
 }
 
+/// A staged content after its buffer is flushed.
+enum Flushed {
+    /// Small: its bytes, to be stored inline (the file is gone).
+    Inline(Vec<u8>),
+    /// Large: the file, fsynced, to be renamed into place.
+    Durable(tempfile::TempPath),
+}
+
 impl Store {
     /// Opens a new staging file for content this node is about to send. Blocking (it creates
     /// a file): call it where the content is written, on a blocking thread.
@@ -97,28 +105,24 @@ impl Store {
         }
         let Staged { out, path, .. } = staged;
         let inline = header.length <= self.inner.config.inline_max;
-        let staged_path = path.to_path_buf();
-        let file = blocking(move || {
+        // One blocking hop: flush, then read a small content back (the staging file goes with
+        // `path`) or make a large one durable before it is renamed.
+        let flushed = blocking(move || {
             let file = out
                 .into_inner()
-                .map_err(|e| Error::io(&staged_path)(e.into_error()))?;
-            if !inline {
-                file.sync_all().map_err(Error::io(&staged_path))?;
+                .map_err(|e| Error::io(&path)(e.into_error()))?;
+            if inline {
+                drop(file);
+                return Ok(Flushed::Inline(fs::read(&path).map_err(Error::io(&path))?));
             }
-            Ok(file)
+            file.sync_all().map_err(Error::io(&path))?;
+            Ok(Flushed::Durable(path))
         })
         .await?;
-        if inline {
-            let bytes = blocking(move || {
-                let bytes = fs::read(&path).map_err(Error::io(&path))?;
-                drop((file, path));
-                Ok(bytes)
-            })
-            .await?;
-            return self.put(header, bytes).await;
+        match flushed {
+            Flushed::Inline(bytes) => self.put(header, bytes).await,
+            Flushed::Durable(path) => self.adopt_file(header, path).await,
         }
-        drop(file);
-        self.adopt_file(header, path).await
     }
 
     /// [`Store::adopt`] of a large content: claim the id, reserve, rename, commit.
